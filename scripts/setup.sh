@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs dray's dependencies on a fresh Debian machine: npm packages (including the pinned
+# Node 24 toolchain) and the real components the integration tests and benchmarks talk to.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+need=()
+command -v docker-registry >/dev/null || need+=(docker-registry)
+command -v skopeo >/dev/null || need+=(skopeo)
+command -v umoci >/dev/null || need+=(umoci)
+command -v runc >/dev/null || need+=(runc)
+command -v dockerd >/dev/null || need+=(docker.io)
+[ -x /bin/busybox ] || need+=(busybox-static)
+command -v openssl >/dev/null || need+=(openssl)
+command -v htpasswd >/dev/null || need+=(apache2-utils)
+[ -x /usr/bin/time ] || need+=(time)
+command -v pigz >/dev/null || need+=(pigz)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing: ${need[*]}"
+  if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+if [ ! -x node_modules/.bin/node ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi

@@ -1,0 +1,37 @@
+import type { Readable } from 'node:stream';
+import type { RunOptions } from '../progress/types.ts';
+import type { Descriptor } from './types.ts';
+
+/**
+ * The seams every image source and destination implements (containerd's Provider/Ingester,
+ * ggcr's small interfaces). A registry repository, the content store, an OCI layout and a
+ * docker archive are all BlobSources and BlobTargets, so one `copyGraph` moves images
+ * between any two of them.
+ */
+
+/** Reads blobs (and manifests: a manifest is a blob with a document media type) by descriptor. */
+export interface BlobSource {
+  /**
+   * A fresh stream of the blob's bytes, from `offset` when given (for resuming). The stream
+   * is not verified: callers pipe it through `verifyBlob`. Throws DRAY_BLOB_UNKNOWN /
+   * DRAY_MANIFEST_UNKNOWN when absent.
+   */
+  open(d: Descriptor, o?: RunOptions & { offset?: number }): Promise<Readable>;
+}
+
+/** Writes blobs. `put` verifies digest and size before the content becomes visible. */
+export interface BlobTarget {
+  has(d: Descriptor, o?: RunOptions): Promise<boolean>;
+  /** Stores `body` as `d`; verifies it; content that already exists counts as done. */
+  put(d: Descriptor, body: Readable, o?: RunOptions): Promise<void>;
+  /** Cross-repository mount, where the target supports it; false = not mounted, upload instead. */
+  mount?(d: Descriptor, fromRepository: string, o?: RunOptions): Promise<boolean>;
+}
+
+/** Names for root descriptors: a registry's tags, the image store, an index.json. */
+export interface RefStore {
+  /** The descriptor a name (tag or digest reference) points at. Throws DRAY_NOT_FOUND / DRAY_MANIFEST_UNKNOWN. */
+  resolve(name: string, o?: RunOptions): Promise<Descriptor>;
+  /** Points `name` at `d`; `d` must already be stored. */
+  tag(name: string, d: Descriptor, o?: RunOptions): Promise<void>;
+}
