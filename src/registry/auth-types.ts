@@ -29,3 +29,26 @@ export interface Scope {
   name: string;
   actions: string[];
 }
+
+/**
+ * Answers a registry's challenge. The transport calls it after a 401 (and up front when it
+ * already has a cached answer for the host and scopes).
+ */
+export interface Authenticator {
+  /**
+   * The `Authorization` header value to send to `host` for `scopes`, given the challenges
+   * the host returned; undefined = go anonymous. Bearer tokens are fetched from the realm
+   * and cached until they expire.
+   * Throws DRAY_UNAUTHORIZED when the token service rejects the credentials.
+   */
+  authorize(
+    host: string,
+    challenges: Challenge[],
+    scopes: Scope[],
+    o?: { signal?: AbortSignal },
+  ): Promise<string | undefined>;
+  /** A cached header for host+scopes, if any (lets the transport skip the first 401). */
+  cached(host: string, scopes: Scope[]): string | undefined;
+  /** Forget cached answers for host+scopes (after the registry rejected one). */
+  invalidate(host: string, scopes: Scope[]): void;
+}
