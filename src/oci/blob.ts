@@ -22,8 +22,12 @@ export interface BlobSource {
 /** Writes blobs. `put` verifies digest and size before the content becomes visible. */
 export interface BlobTarget {
   has(d: Descriptor, o?: RunOptions): Promise<boolean>;
-  /** Stores `body` as `d`; verifies it; content that already exists counts as done. */
-  put(d: Descriptor, body: Readable, o?: RunOptions): Promise<void>;
+  /**
+   * Stores `body` as `d`; verifies it; content that already exists counts as done. When the
+   * caller passes `reopen`, a target whose transfer failed part-way may start again from a
+   * fresh stream (a registry upload cannot be replayed from a consumed stream).
+   */
+  put(d: Descriptor, body: Readable, o?: RunOptions & { reopen?: () => Promise<Readable> }): Promise<void>;
   /** Cross-repository mount, where the target supports it; false = not mounted, upload instead. */
   mount?(d: Descriptor, fromRepository: string, o?: RunOptions): Promise<boolean>;
 }

@@ -135,7 +135,7 @@ export class RegistryClient {
   async ping(
     host: string,
     o: RunOptions = {},
-  ): Promise<{ scheme: 'https' | 'http'; challenges: Challenge[] }> {
+  ): Promise<{ scheme: 'https' | 'http'; challenges: Challenge[]; authenticated: boolean }> {
     throwIfAborted(o.signal, `ping ${host}`);
     const h = registryHost(host);
     const origin = await this.#origin(h, o.signal);
@@ -157,7 +157,12 @@ export class RegistryClient {
     const scheme = url.protocol === 'http:' ? 'http' : 'https';
     if (res.status === 200 || res.status === 401) {
       discard(res);
-      return { scheme, challenges: parseChallenges(res.headers['www-authenticate']) };
+      // 200 after the auth middleware answered any challenge = the credentials work (docker login's check).
+      return {
+        scheme,
+        challenges: parseChallenges(res.headers['www-authenticate']),
+        authenticated: res.status === 200,
+      };
     }
     const body = await readErrorBody(res.body);
     throw statusError({ status: res.status, statusText: res.statusText, body }, req, {

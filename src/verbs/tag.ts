@@ -12,12 +12,19 @@ export interface TagOptions extends RunOptions, StoreOptions {}
  * Gives the image named `source` another name `target` (docker tag). No content is copied.
  * Throws DRAY_INVALID_REFERENCE, DRAY_NOT_FOUND.
  */
-export async function tag(source: string, target: string, o: TagOptions): Promise<{ name: string; descriptor: Descriptor }> {
+export async function tag(
+  source: string,
+  target: string,
+  o: TagOptions,
+): Promise<{ name: string; descriptor: Descriptor }> {
   throwIfAborted(o.signal);
   const from = referenceString(normalizeReference(source));
   const to = normalizeReference(target);
   if (to.digest) {
-    throw new DrayError('DRAY_INVALID_REFERENCE', `refusing to create a tag with a digest reference: ${target}`);
+    throw new DrayError(
+      'DRAY_INVALID_REFERENCE',
+      `refusing to create a tag with a digest reference: ${target}`,
+    );
   }
   const { images } = await openStores(o);
   const descriptor = await images.resolve(from);

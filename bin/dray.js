@@ -1,0 +1,23 @@
+#!/usr/bin/env node
+// The dray command. Sources run as TypeScript through Node's type stripping (Node >= 22.18).
+import { main } from '../src/cli/main.ts';
+
+const controller = new AbortController();
+let interrupted = 0;
+process.on('SIGINT', () => {
+  // First Ctrl-C cancels cleanly (partial ingests stay resumable); a second one exits now.
+  if (++interrupted > 1) process.exit(130);
+  controller.abort();
+});
+process.on('SIGTERM', () => controller.abort());
+
+const code = await main(process.argv.slice(2), {
+  stdout: process.stdout,
+  stderr: process.stderr,
+  stdin: process.stdin,
+  env: process.env,
+  isTTY: Boolean(process.stdout.isTTY),
+  stdinIsTTY: Boolean(process.stdin.isTTY),
+  signal: controller.signal,
+});
+process.exitCode = code;

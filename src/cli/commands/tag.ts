@@ -1,0 +1,29 @@
+import type { Command } from 'commander';
+import { removeImage, tag } from '../../index.ts';
+import { type Run, signalOf } from '../context.ts';
+
+export function registerTag(program: Command, run: Run): void {
+  program
+    .command('tag')
+    .description('Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE')
+    .argument('<source>', 'SOURCE_IMAGE[:TAG]')
+    .argument('<target>', 'TARGET_IMAGE[:TAG]')
+    .action((source: string, target: string) =>
+      run(async (ctx) => {
+        await tag(source, target, { root: ctx.env.root, ...signalOf(ctx) });
+      }),
+    );
+  program
+    .command('rmi')
+    .description('Remove one or more images')
+    .argument('<names...>', 'IMAGE')
+    .action((names: string[]) =>
+      run(async (ctx) => {
+        for (const name of names) {
+          const r = await removeImage(name, { root: ctx.env.root, ...signalOf(ctx) });
+          ctx.print(`Untagged: ${name}`);
+          for (const d of r.deleted) ctx.print(`Deleted: ${d}`);
+        }
+      }),
+    );
+}

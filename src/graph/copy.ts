@@ -1,0 +1,221 @@
+import { Readable } from 'node:stream';
+import { shortDigest } from '../digest/index.ts';
+import { throwIfAborted } from '../errors.ts';
+import {
+  type BlobSource,
+  type BlobTarget,
+  type Descriptor,
+  type ImageIndex,
+  isDocumentType,
+  MediaTypes,
+  type Platform,
+  parseDocument,
+  readDocument,
+  selectManifest,
+} from '../oci/index.ts';
+import type { ProgressWriter, RunOptions } from '../progress/types.ts';
+import { Limiter } from './dispatch.ts';
+import { meter } from './meter.ts';
+import { openResumable } from './resumable.ts';
+
+/** Which words the per-layer progress lines use, as `docker pull` / `docker push` print them. */
+export type TransferWords = 'pull' | 'push' | 'copy';
+
+export interface CopyGraphOptions extends RunOptions {
+  /** For an index: copy only the manifest for this platform (the index itself is kept). Default: every platform. */
+  platform?: Platform;
+  /** Parallel blob transfers. Default 4. */
+  concurrency?: number;
+  /** Source repository name for cross-repository mounts, when `dst.mount` exists. */
+  mountFrom?: string;
+  /** Progress wording. Default 'copy'. */
+  words?: TransferWords;
+  /**
+   * What to do with an index child the source lacks (a single-platform pull being pushed
+   * on): 'fail' (default) or 'skip' (reported through `skipped`).
+   */
+  missingChildren?: 'fail' | 'skip';
+}
+
+export interface CopyGraphResult {
+  /** Blobs (layers and configs) copied, found already present, or mounted. */
+  copied: Descriptor[];
+  existing: Descriptor[];
+  mounted: Descriptor[];
+  /** Bytes of blob content transferred. */
+  bytes: number;
+  /** The manifest chosen from an index by `platform`, if any. */
+  selected?: Descriptor;
+}
+
+const words = {
+  pull: {
+    start: 'Pulling fs layer',
+    active: 'Downloading',
+    verify: 'Verifying Checksum',
+    done: 'Pull complete',
+    exists: 'Already exists',
+  },
+  push: {
+    start: 'Preparing',
+    active: 'Pushing',
+    verify: 'Pushing',
+    done: 'Pushed',
+    exists: 'Layer already exists',
+  },
+  copy: {
+    start: 'Waiting',
+    active: 'Copying',
+    verify: 'Verifying Checksum',
+    done: 'Copied',
+    exists: 'Already exists',
+  },
+} as const;
+
+const foreignLayers = new Set<string>([
+  MediaTypes.dockerLayerForeignGzip,
+  MediaTypes.ociLayerNondistributable,
+  MediaTypes.ociLayerNondistributableGzip,
+]);
+
+/**
+ * Copies the image graph under `root` (index → manifests → config + layers) from `src` to
+ * `dst`. This is the only copy in dray: pull, push, save and load are this routine between
+ * different targets. Children are stored before their parent, so a target that has a
+ * manifest has everything under it; blobs already present are skipped; blobs move as
+ * streams through `dst.put`, which verifies them. Documents are read whole but capped.
+ * Throws whatever the source or target throws (typed DrayErrors).
+ */
+export async function copyGraph(
+  src: BlobSource,
+  dst: BlobTarget,
+  root: Descriptor,
+  o: CopyGraphOptions = {},
+): Promise<CopyGraphResult> {
+  throwIfAborted(o.signal);
+  const limiter = new Limiter(o.concurrency ?? 4);
+  const result: CopyGraphResult = { copied: [], existing: [], mounted: [], bytes: 0 };
+  const w = words[o.words ?? 'copy'];
+  const progress: ProgressWriter | undefined = o.progress;
+  const inner = new AbortController();
+  const signal = o.signal ? AbortSignal.any([o.signal, inner.signal]) : inner.signal;
+  // One transfer per digest even when several manifests of an index share layers.
+  const inflight = new Map<string, Promise<void>>();
+
+  const copyBlob = (d: Descriptor, isLayer: boolean): Promise<void> => {
+    let p = inflight.get(d.digest);
+    if (!p) {
+      p = transferBlob(d, isLayer);
+      inflight.set(d.digest, p);
+    }
+    return p;
+  };
+
+  const transferBlob = async (d: Descriptor, isLayer: boolean): Promise<void> => {
+    const id = d.digest;
+    const report = (e: { status: string; current?: number; total?: number; completed?: number }) => {
+      if (isLayer) progress?.write({ id, kind: 'blob', name: shortDigest(d.digest), ...e });
+    };
+    report({ status: w.start });
+    await limiter.run(async () => {
+      signal.throwIfAborted();
+      if (await dst.has(d, { signal })) {
+        result.existing.push(d);
+        report({ status: w.exists, completed: Date.now() });
+        return;
+      }
+      if (foreignLayers.has(d.mediaType)) {
+        // Non-distributable layers are fetched by the runtime from their URLs, never copied
+        // between registries (image-spec layer.md "Non-distributable layers").
+        report({ status: 'Skipped foreign layer', completed: Date.now() });
+        return;
+      }
+      if (dst.mount && o.mountFrom && (await dst.mount(d, o.mountFrom, { signal }))) {
+        result.mounted.push(d);
+        report({ status: `Mounted from ${o.mountFrom}`, completed: Date.now() });
+        return;
+      }
+      const body = await openResumable(src, d, {
+        signal,
+        onResume: (offset) =>
+          report({ status: `${w.active} (resuming at ${offset})`, current: offset, total: d.size }),
+      });
+      const counted = meter(progress && isLayer ? progress : undefined, {
+        id,
+        kind: 'blob',
+        name: shortDigest(d.digest),
+        status: w.active,
+        total: d.size,
+      });
+      counted.once('end', () => report({ status: w.verify, current: d.size, total: d.size }));
+      await dst.put(d, body.pipe(counted), {
+        signal,
+        reopen: async () => {
+          report({ status: `${w.active} (retrying)`, current: 0, total: d.size });
+          return (await openResumable(src, d, { signal })).pipe(
+            meter(progress && isLayer ? progress : undefined, {
+              id,
+              kind: 'blob',
+              status: w.active,
+              total: d.size,
+            }),
+          );
+        },
+      });
+      result.copied.push(d);
+      result.bytes += d.size;
+      report({ status: w.done, completed: Date.now() });
+    });
+  };
+
+  const copyNode = async (d: Descriptor, isLayer: boolean): Promise<void> => {
+    signal.throwIfAborted();
+    if (!isDocumentType(d.mediaType)) return copyBlob(d, isLayer);
+    // Always walk into documents, even ones the target has: an index may be stored with
+    // only some of its manifests, and a prune interrupted by a crash may have left a
+    // manifest whose layers are gone. The per-blob `has` checks make the walk cheap.
+    const bytes = await readDocument(src, d, { signal });
+    const parsed = parseDocument(bytes, d.mediaType);
+    if (parsed.kind === 'manifest') {
+      const m = parsed.manifest;
+      await Promise.all([copyBlob(m.config, false), ...m.layers.map((l) => copyBlob(l, true))]);
+    } else {
+      const children = pickChildren(parsed.index, o.platform);
+      if (o.platform && children[0]) result.selected = children[0];
+      await Promise.all(children.map((c) => copyChild(c)));
+    }
+    await putDocument(d, bytes);
+  };
+
+  const copyChild = async (c: Descriptor): Promise<void> => {
+    try {
+      await copyNode(c, false);
+    } catch (e) {
+      if (o.missingChildren === 'skip' && isMissing(e)) return;
+      throw e;
+    }
+  };
+
+  const putDocument = async (d: Descriptor, bytes: Buffer): Promise<void> => {
+    if (await dst.has(d, { signal })) return;
+    await dst.put(d, Readable.from([bytes]), { signal });
+  };
+
+  try {
+    await copyNode(root, false);
+  } catch (e) {
+    inner.abort(e);
+    throw e;
+  }
+  return result;
+}
+
+function pickChildren(index: ImageIndex, platform: Platform | undefined): Descriptor[] {
+  if (!platform) return index.manifests;
+  return [selectManifest(index, platform)];
+}
+
+function isMissing(e: unknown): boolean {
+  const code = (e as { code?: string }).code;
+  return code === 'DRAY_BLOB_UNKNOWN' || code === 'DRAY_MANIFEST_UNKNOWN' || code === 'DRAY_NOT_FOUND';
+}

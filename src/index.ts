@@ -1,0 +1,60 @@
+/**
+ * dray's public API. The verbs (pull, push, images, tag, removeImage, inspect, prune, login,
+ * logout) are what the CLI calls; the modules below them are exported for programs that
+ * compose their own pipelines (copy an image between any two blob targets, read a
+ * registry, keep a content store).
+ */
+export type { ContentInfo, IngestWriter } from './content/index.ts';
+export { ContentStore } from './content/index.ts';
+export type { Digest, DigestAlgorithm } from './digest/index.ts';
+export { Digester, digestOf, parseDigest, shortDigest, verifyBlob } from './digest/index.ts';
+export type { DrayErrorCode } from './errors.ts';
+export { DrayError, ErrorCodes, isDrayError } from './errors.ts';
+export type { CopyGraphOptions, CopyGraphResult } from './graph/index.ts';
+export { copyGraph } from './graph/index.ts';
+export type { ImageRecord } from './image/index.ts';
+export { ImageStore } from './image/index.ts';
+export type {
+  BlobSource,
+  BlobTarget,
+  ContainerConfig,
+  Descriptor,
+  HistoryEntry,
+  ImageConfig,
+  ImageIndex,
+  ImageManifest,
+  Platform,
+  RefStore,
+} from './oci/index.ts';
+export {
+  formatPlatform,
+  hostPlatform,
+  MediaTypes,
+  normalizePlatform,
+  parseDocument,
+  parseImageConfig,
+  parsePlatform,
+  readDocument,
+  selectManifest,
+} from './oci/index.ts';
+export type { ProgressEvent, ProgressKind, ProgressWriter, RunOptions } from './progress/index.ts';
+export { collectProgress, createRenderer, noProgress, oneOff, step } from './progress/index.ts';
+export type { Reference } from './reference/index.ts';
+export {
+  familiarName,
+  familiarString,
+  normalizeReference,
+  parseReference,
+  referenceString,
+  repositoryName,
+} from './reference/index.ts';
+export type { Auth, Authenticator, CredentialStore, RegistryClientOptions } from './registry/index.ts';
+export {
+  createAuthenticator,
+  createCredentialStore,
+  createRegistryClient,
+  RegistryClient,
+  RegistryError,
+  Repository,
+} from './registry/index.ts';
+export * from './verbs/index.ts';

@@ -1,0 +1,52 @@
+import { throwIfAborted } from '../errors.ts';
+import type { Descriptor } from '../oci/index.ts';
+import type { RunOptions } from '../progress/types.ts';
+import { familiarName, normalizeReference } from '../reference/index.ts';
+import { openStores, type StoreOptions } from './context.ts';
+import { resolveImage } from './resolve.ts';
+
+export interface ImageSummary {
+  /** Full stored name (docker.io/library/busybox:latest or name@sha256:…). */
+  name: string;
+  /** Familiar repository (busybox) and tag ('<none>' for digest-only names). */
+  repository: string;
+  tag: string;
+  /** Root digest (the index for multi-platform images). */
+  digest: string;
+  descriptor: Descriptor;
+  /** Bytes of the platform manifest's config and layers, as stored (compressed). */
+  size: number;
+  /** Image config `created`, when set. */
+  created?: string;
+}
+
+export interface ImagesOptions extends RunOptions, StoreOptions {}
+
+/** Lists the images in the image store (docker images). Reads each image's manifest and config. */
+export async function images(o: ImagesOptions): Promise<ImageSummary[]> {
+  throwIfAborted(o.signal);
+  const { content, images: store } = await openStores(o);
+  const out: ImageSummary[] = [];
+  for (const record of await store.list()) {
+    const ref = normalizeReference(record.name);
+    let size = 0;
+    let created: string | undefined;
+    try {
+      const img = await resolveImage(content, record.target, { ...o, has: (d) => content.has(d) });
+      size = img.manifest.config.size + img.manifest.layers.reduce((n, l) => n + l.size, 0);
+      created = img.config.created;
+    } catch {
+      // An image whose content is damaged is still listed, with what the record knows.
+    }
+    out.push({
+      name: record.name,
+      repository: familiarName(ref),
+      tag: ref.tag ?? '<none>',
+      digest: record.target.digest,
+      descriptor: record.target,
+      size,
+      ...(created ? { created } : {}),
+    });
+  }
+  return out;
+}

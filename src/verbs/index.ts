@@ -1,0 +1,17 @@
+export type { RegistryOptions, StoreOptions } from './context.ts';
+export type { ImageSummary, ImagesOptions } from './images.ts';
+export { images } from './images.ts';
+export type { ImageInspect, InspectOptions } from './inspect.ts';
+export { inspect } from './inspect.ts';
+export type { LoginOptions, LoginResult, LogoutOptions } from './login.ts';
+export { login, logout } from './login.ts';
+export type { PruneOptions, PruneResult } from './prune.ts';
+export { prune } from './prune.ts';
+export type { PullOptions, PullResult } from './pull.ts';
+export { pull } from './pull.ts';
+export type { PushOptions, PushResult } from './push.ts';
+export { push } from './push.ts';
+export type { ResolvedImage } from './resolve.ts';
+export { resolveImage } from './resolve.ts';
+export type { RemoveImageResult, TagOptions } from './tag.ts';
+export { removeImage, tag } from './tag.ts';
