@@ -8,7 +8,7 @@ import type { Digest, ExpectedContent } from '../digest/index.ts';
 import { Digester, digestAlgorithm, digestHex, isDigest, parseDigest } from '../digest/index.ts';
 import { abortError, DrayError, isDrayError, throwIfAborted } from '../errors.ts';
 import type { BlobSource, BlobTarget, Descriptor } from '../oci/index.ts';
-import type { RunOptions } from '../progress/types.ts';
+import type { RunOptions } from '../progress/index.ts';
 import { errnoCode, storeError } from './fs-errors.ts';
 import type { IngestWriter } from './ingest.ts';
 import { ExistingBlobWriter, LiveIngestWriter, removeIngestDir } from './ingest.ts';

@@ -13,7 +13,7 @@ import {
   readDocument,
   selectManifest,
 } from '../oci/index.ts';
-import type { ProgressWriter, RunOptions } from '../progress/types.ts';
+import type { ProgressWriter, RunOptions } from '../progress/index.ts';
 import { Limiter } from './dispatch.ts';
 import { meter } from './meter.ts';
 import { openResumable } from './resumable.ts';

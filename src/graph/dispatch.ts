@@ -1,6 +1,6 @@
 import { throwIfAborted } from '../errors.ts';
 import type { Descriptor } from '../oci/index.ts';
-import type { RunOptions } from '../progress/types.ts';
+import type { RunOptions } from '../progress/index.ts';
 
 /**
  * containerd's handler model (core/images/handlers.go): a handler does its work for one

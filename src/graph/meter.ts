@@ -1,5 +1,5 @@
 import { Transform, type TransformCallback } from 'node:stream';
-import type { ProgressEvent, ProgressWriter } from '../progress/types.ts';
+import type { ProgressEvent, ProgressWriter } from '../progress/index.ts';
 
 /**
  * A pass-through that reports bytes seen as `current` of `total`, at most every

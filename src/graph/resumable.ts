@@ -1,7 +1,7 @@
 import { PassThrough, type Readable } from 'node:stream';
 import { isDrayError } from '../errors.ts';
 import type { BlobSource, Descriptor } from '../oci/index.ts';
-import type { RunOptions } from '../progress/types.ts';
+import type { RunOptions } from '../progress/index.ts';
 
 /**
  * Opens a blob so that a connection dropped mid-body is resumed from the bytes already

@@ -6,7 +6,7 @@ import { acquireLock, DEFAULT_LOCK_STALE_MS, tryLock } from '../content/index.ts
 import { isDigest, parseDigest } from '../digest/index.ts';
 import { DrayError, throwIfAborted } from '../errors.ts';
 import type { Descriptor, RefStore } from '../oci/index.ts';
-import type { RunOptions } from '../progress/types.ts';
+import type { RunOptions } from '../progress/index.ts';
 
 /** One named image: a name and the root descriptor (manifest or index) it points at. */
 export interface ImageRecord {

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import type { RunOptions } from '../progress/types.ts';
+import type { RunOptions } from '../progress/index.ts';
 import type { Descriptor } from './types.ts';
 
 /**

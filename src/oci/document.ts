@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { verifyBlob } from '../digest/index.ts';
 import { abortError, DrayError, throwIfAborted } from '../errors.ts';
-import type { RunOptions } from '../progress/types.ts';
+import type { RunOptions } from '../progress/index.ts';
 import type { BlobSource } from './blob.ts';
 import { isIndexType, isManifestType } from './media-types.ts';
 import type { Descriptor } from './types.ts';

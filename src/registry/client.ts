@@ -1,6 +1,6 @@
 import { Agent, type Dispatcher, interceptors } from 'undici';
 import { DrayError, throwIfAborted } from '../errors.ts';
-import type { RunOptions } from '../progress/types.ts';
+import type { RunOptions } from '../progress/index.ts';
 import type { Authenticator, Challenge, Scope } from './auth-types.ts';
 import { parseChallenges } from './challenge.ts';
 import { isInsecureAllowed, isLoopbackHost, registryHost } from './endpoint.ts';

@@ -1,10 +1,9 @@
 import { pipeline, Readable } from 'node:stream';
 import { type Digest, Digester, digestAlgorithm, digestOf, isDigest, verifyBlob } from '../digest/index.ts';
 import { abortError, DrayError, isDrayError, throwIfAborted } from '../errors.ts';
-import type { BlobSource, BlobTarget, RefStore } from '../oci/blob.ts';
-import { isDocumentType, manifestAccept } from '../oci/media-types.ts';
-import type { Descriptor } from '../oci/types.ts';
-import type { RunOptions } from '../progress/types.ts';
+import type { BlobSource, BlobTarget, Descriptor, RefStore } from '../oci/index.ts';
+import { isDocumentType, manifestAccept } from '../oci/index.ts';
+import type { RunOptions } from '../progress/index.ts';
 import type { Scope } from './auth-types.ts';
 import type { RegistryContext, RepositoryName } from './client.ts';
 import { redactUrl, registryHost } from './endpoint.ts';

@@ -1,6 +1,6 @@
 import { throwIfAborted } from '../errors.ts';
 import type { Descriptor } from '../oci/index.ts';
-import type { RunOptions } from '../progress/types.ts';
+import type { RunOptions } from '../progress/index.ts';
 import { familiarName, normalizeReference } from '../reference/index.ts';
 import { openStores, type StoreOptions } from './context.ts';
 import { resolveImage } from './resolve.ts';

@@ -7,7 +7,7 @@ import {
   type Platform,
   parsePlatform,
 } from '../oci/index.ts';
-import type { RunOptions } from '../progress/types.ts';
+import type { RunOptions } from '../progress/index.ts';
 import { normalizeReference, referenceString } from '../reference/index.ts';
 import { openStores, type RegistryOptions, registryClientFor, type StoreOptions } from './context.ts';
 import { resolveImage } from './resolve.ts';

@@ -1,5 +1,5 @@
 import { DrayError, throwIfAborted } from '../errors.ts';
-import type { RunOptions } from '../progress/types.ts';
+import type { RunOptions } from '../progress/index.ts';
 import {
   createAuthenticator,
   createRegistryClient,

@@ -1,5 +1,5 @@
 import { throwIfAborted } from '../errors.ts';
-import type { RunOptions } from '../progress/types.ts';
+import type { RunOptions } from '../progress/index.ts';
 import { openStores, type StoreOptions, type Stores } from './context.ts';
 import { oldestLiveLease } from './lease.ts';
 import { reachable } from './walk.ts';

@@ -1,7 +1,7 @@
 import { throwIfAborted } from '../errors.ts';
 import { copyGraph } from '../graph/index.ts';
 import { type Descriptor, hostPlatform, type Platform, parsePlatform } from '../oci/index.ts';
-import type { RunOptions } from '../progress/types.ts';
+import type { RunOptions } from '../progress/index.ts';
 import {
   familiarName,
   familiarString,

@@ -1,7 +1,7 @@
 import { DrayError, throwIfAborted } from '../errors.ts';
 import { copyGraph } from '../graph/index.ts';
 import { type Descriptor, hostPlatform, parseDocument, readDocument, selectManifest } from '../oci/index.ts';
-import type { RunOptions } from '../progress/types.ts';
+import type { RunOptions } from '../progress/index.ts';
 import { normalizeReference, type Reference, referenceString, repositoryName } from '../reference/index.ts';
 import {
   openStores,

@@ -12,7 +12,7 @@ import {
   readDocument,
   selectManifest,
 } from '../oci/index.ts';
-import type { RunOptions } from '../progress/types.ts';
+import type { RunOptions } from '../progress/index.ts';
 
 /** An image as its parts: the root, the index (if any), the chosen manifest and its config. */
 export interface ResolvedImage {

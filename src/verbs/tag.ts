@@ -1,6 +1,6 @@
 import { DrayError, throwIfAborted } from '../errors.ts';
 import type { Descriptor } from '../oci/index.ts';
-import type { RunOptions } from '../progress/types.ts';
+import type { RunOptions } from '../progress/index.ts';
 import { normalizeReference, referenceString } from '../reference/index.ts';
 import { openStores, type StoreOptions } from './context.ts';
 import { deleteUnreferenced } from './prune.ts';

@@ -6,7 +6,7 @@ import {
   parseDocument,
   readDocument,
 } from '../oci/index.ts';
-import type { RunOptions } from '../progress/types.ts';
+import type { RunOptions } from '../progress/index.ts';
 
 /**
  * Every descriptor reachable from `root` in `src` (root included), children after
