@@ -1,0 +1,430 @@
+/**
+ * `npm run bench`: dray against its anchors on the same machine, same session.
+ *
+ * Method (../shared/bench/ANCHORS.md): per workload, dray and the anchor tool run
+ * alternately (the order swaps every iteration), 1 untimed warm-up each, then BENCH_RUNS
+ * timed runs each (default 5); medians are reported. Wall time is taken around the
+ * `/usr/bin/time -f '%e %M'` process (hrtime, ns resolution; time's own %e is recorded
+ * too), peak RSS is time's %M (largest single process of the command). `sync` precedes
+ * every timed run. Every run writes into a fresh directory / a fresh registry; nothing is
+ * deleted until all timing is over (caveat 1: on this ext4, creating files right after a
+ * mass delete is 5-15× slower). If stale scratch from an earlier run had to be deleted
+ * first, the runner waits BENCH_SETTLE_S (default 61) before timing.
+ *
+ * Workloads:
+ *   pull  dray --root <fresh> pull REG/bench/big:latest
+ *         vs skopeo copy docker://REG/bench/big:latest oci:<fresh>:latest
+ *   push  dray --root <root with the image> push REG2/bench/big:latest (after an untimed tag)
+ *         vs skopeo copy oci:<fixture layout>:latest docker://REG2/bench/big:latest
+ *         REG2 is a new, empty registry per timed run (caveat 2: a push to a new repo on
+ *         the same registry is a cross-repo mount, not an upload); skopeo's blob-location
+ *         cache is deleted before each of its runs for the same reason.
+ *
+ * Environment: BENCH_RUNS (5), BENCH_WARMUP (1), BENCH_ONLY=dray|anchor (default both),
+ * BENCH_WORKLOADS=pull,push, BENCH_SETTLE_S, BENCH_SCRATCH (default bench/.cache/scratch),
+ * BENCH_KEEP=1 (keep scratch), BENCH_CACHE_DIR (fixture cache).
+ * Results: a table on stdout and bench/results/<UTC date-time>.json.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { arch, cpus, loadavg, release, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import { type Registry, startRegistry } from '../test/harness/registry.ts';
+import { runCommand, whichTool } from '../test/harness/tools.ts';
+import { BENCH_DIR, CACHE_DIR, ensureBigFixture, pushBigFixture } from './fixtures.ts';
+
+const PROJECT = resolve(BENCH_DIR, '..');
+const DRAY_BIN = join(PROJECT, 'bin', 'dray.js');
+const RUNS = intEnv('BENCH_RUNS', 5, 1, 50);
+const WARMUP = intEnv('BENCH_WARMUP', 1, 0, 5);
+const ONLY = process.env.BENCH_ONLY ?? 'both';
+const WORKLOADS = (process.env.BENCH_WORKLOADS ?? 'pull,push').split(',').filter(Boolean);
+const SCRATCH_ROOT = process.env.BENCH_SCRATCH ?? join(CACHE_DIR, 'scratch');
+const KEEP = process.env.BENCH_KEEP === '1';
+const SKOPEO_BLOB_CACHE = '/var/lib/containers/cache/blob-info-cache-v1.boltdb';
+const CMD_TIMEOUT_MS = 600_000;
+
+function intEnv(name: string, dflt: number, min: number, max: number): number {
+  const v = process.env[name];
+  if (v === undefined || v === '') return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new Error(`${name} must be an integer in ${min}..${max}`);
+  return n;
+}
+
+const log = (s: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${s}\n`);
+
+type Tool = 'dray' | 'anchor';
+
+interface RunSample {
+  wallS: number;
+  timeS: number;
+  peakRssMB: number;
+  warmup: boolean;
+}
+
+interface Side {
+  tool: string;
+  command: string;
+  samples: RunSample[];
+  medianWallS?: number;
+  minWallS?: number;
+  maxWallS?: number;
+  medianPeakRssMB?: number;
+}
+
+interface WorkloadResult {
+  name: string;
+  bytes: number;
+  dray?: Side;
+  anchor?: Side;
+  ratio?: number;
+}
+
+/** A cleanup stack with the `after` shape the harness expects. */
+class Cleanup {
+  fns: Array<() => unknown> = [];
+  after(fn: () => unknown): void {
+    this.fns.push(fn);
+  }
+  async run(): Promise<void> {
+    for (const fn of this.fns.splice(0).reverse()) {
+      try {
+        await fn();
+      } catch (e) {
+        log(`cleanup: ${String(e)}`);
+      }
+    }
+  }
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? (s[m] ?? Number.NaN) : ((s[m - 1] ?? 0) + (s[m] ?? 0)) / 2;
+}
+
+/** Runs one command under /usr/bin/time, output to `logFile`; throws (with the log tail) on failure. */
+async function timed(cmd: string, args: string[], logFile: string, env?: Record<string, string>) {
+  spawnSync('sync');
+  const timeFile = `${logFile}.time`;
+  const fd = openSync(logFile, 'w');
+  const t0 = process.hrtime.bigint();
+  const code = await new Promise<number | null>((res, rej) => {
+    const child = spawn('/usr/bin/time', ['-f', '%e %M', '-o', timeFile, cmd, ...args], {
+      stdio: ['ignore', fd, fd],
+      env: { ...process.env, ...env },
+      cwd: PROJECT,
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), CMD_TIMEOUT_MS);
+    child.on('error', rej);
+    child.on('close', (c) => {
+      clearTimeout(timer);
+      res(c);
+    });
+  });
+  const wallS = Number(process.hrtime.bigint() - t0) / 1e9;
+  closeSync(fd);
+  if (code !== 0) {
+    const tail = readFileSync(logFile, 'utf8').slice(-2000);
+    throw new Error(`${cmd} ${args.join(' ')} exited ${code}:\n${tail}`);
+  }
+  const last = readFileSync(timeFile, 'utf8').trim().split('\n').pop() ?? '';
+  const [e = 'NaN', m = 'NaN'] = last.split(' ');
+  return { wallS, timeS: Number(e), peakRssMB: Number(m) / 1024 };
+}
+
+interface Workload {
+  name: string;
+  bytes: number;
+  /** Untimed, once before the series (both tools). */
+  setup?: (tool: Tool) => Promise<void>;
+  /** Untimed per-run preparation; returns the command to time. */
+  prepare: (tool: Tool, i: number) => Promise<{ cmd: string; args: string[]; env?: Record<string, string> }>;
+  /** Untimed check after a run. */
+  check?: (tool: Tool, i: number) => Promise<void>;
+  /** Untimed, after each run (e.g. stop the per-run registry). */
+  finish?: (tool: Tool, i: number) => Promise<void>;
+  describe: Record<Tool, string>;
+}
+
+async function main(): Promise<void> {
+  const tools: Tool[] = ONLY === 'dray' ? ['dray'] : ONLY === 'anchor' ? ['anchor'] : ['dray', 'anchor'];
+  if (!['both', 'dray', 'anchor'].includes(ONLY)) throw new Error('BENCH_ONLY must be dray, anchor or both');
+  for (const w of WORKLOADS) if (!['pull', 'push'].includes(w)) throw new Error(`unknown workload ${w}`);
+  const missing = ['docker-registry', 'skopeo', 'tar', 'pigz', '/usr/bin/time'].filter((b) => !whichTool(b));
+  if (missing.length > 0) throw new Error(`missing tools: ${missing.join(', ')}`);
+  if (tools.includes('dray') && !existsSync(DRAY_BIN)) {
+    throw new Error(
+      `${DRAY_BIN} not found: the dray CLI is not built yet. Run 'BENCH_ONLY=anchor npm run bench' to measure the anchors alone.`,
+    );
+  }
+  const node = process.execPath;
+  const cleanup = new Cleanup();
+  const onSignal = () => {
+    log('interrupted; cleaning up');
+    cleanup.run().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+
+  try {
+    // Scratch: stale dirs from an interrupted run are removed before timing, then we settle.
+    let deleted = false;
+    if (existsSync(SCRATCH_ROOT)) {
+      const stale = await readdir(SCRATCH_ROOT);
+      if (stale.length > 0) {
+        log(`removing stale scratch ${SCRATCH_ROOT}`);
+        await rm(SCRATCH_ROOT, { recursive: true, force: true });
+        deleted = true;
+      }
+    }
+    const scratch = join(SCRATCH_ROOT, `run-${process.pid}`);
+    await mkdir(scratch, { recursive: true });
+    if (!KEEP) cleanup.after(() => rm(scratch, { recursive: true, force: true }));
+
+    const fixture = await ensureBigFixture(log);
+    log(
+      `fixture ${fixture.version}: ${fixture.layers.length} layers, ${(fixture.compressedBytes / 1e6).toFixed(1)} MB compressed, ${(fixture.uncompressedBytes / 1e6).toFixed(1)} MB uncompressed`,
+    );
+
+    const reg = await startRegistry(cleanup, { dataDir: join(scratch, 'registry-main') });
+    log(`registry ${reg.host}: pushing the fixture (untimed)`);
+    await pushBigFixture(fixture, reg.host);
+    const src = `${reg.host}/bench/big:latest`;
+    const dockerConfig = join(scratch, 'docker-config');
+    await mkdir(dockerConfig, { recursive: true });
+    const drayEnv = { DOCKER_CONFIG: dockerConfig };
+
+    const settleS = intEnv('BENCH_SETTLE_S', deleted ? 61 : 0, 0, 600);
+    if (settleS > 0) {
+      log(`settling ${settleS} s after deleting files (ANCHORS.md caveat 1)`);
+      spawnSync('sync');
+      await new Promise((r) => setTimeout(r, settleS * 1000));
+    }
+
+    const loadBefore = loadavg();
+    if ((loadBefore[0] ?? 0) > 0.5 * cpus().length) {
+      log(
+        `WARNING: load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')} on ${cpus().length} CPUs: other work competes for the machine, figures will be inflated`,
+      );
+    }
+    const workloads: Workload[] = [];
+    if (WORKLOADS.includes('pull')) {
+      const dir = join(scratch, 'pull');
+      await mkdir(dir);
+      workloads.push({
+        name: 'pull big (registry -> local store)',
+        bytes: fixture.compressedBytes,
+        describe: {
+          dray: `dray --root <fresh> pull ${src}`,
+          anchor: `skopeo copy --src-tls-verify=false docker://${src} oci:<fresh>:latest`,
+        },
+        prepare: async (tool, i) =>
+          tool === 'dray'
+            ? { cmd: node, args: [DRAY_BIN, '--root', join(dir, `dray-${i}`), 'pull', src], env: drayEnv }
+            : {
+                cmd: 'skopeo',
+                args: [
+                  'copy',
+                  '--src-tls-verify=false',
+                  `docker://${src}`,
+                  `oci:${join(dir, `skopeo-${i}`)}:latest`,
+                ],
+              },
+        check: async (tool, i) => {
+          if (tool === 'anchor' && !existsSync(join(dir, `skopeo-${i}`, 'index.json'))) {
+            throw new Error('skopeo pull wrote no index.json');
+          }
+        },
+      });
+    }
+    if (WORKLOADS.includes('push')) {
+      const dir = join(scratch, 'push');
+      await mkdir(dir);
+      const drayRoot = join(dir, 'dray-root');
+      let reg2: Registry | undefined;
+      const target = () => `${reg2?.host}/bench/big:latest`;
+      workloads.push({
+        name: 'push big (full upload, empty registry)',
+        bytes: fixture.compressedBytes,
+        describe: {
+          dray: 'dray --root <root with big> push REG2/bench/big:latest',
+          anchor: `skopeo copy --dest-tls-verify=false oci:<fixture>:latest docker://REG2/bench/big:latest`,
+        },
+        setup: async (tool) => {
+          if (tool === 'dray') {
+            log('push: pulling big into the dray root (untimed)');
+            const r = await runCommand(node, [DRAY_BIN, '--root', drayRoot, 'pull', src], {
+              env: drayEnv,
+              timeoutMs: CMD_TIMEOUT_MS,
+            });
+            if (r.code !== 0) throw new Error(`dray pull (push setup) failed: ${r.stderr.slice(-2000)}`);
+          }
+        },
+        prepare: async (tool, i) => {
+          // A new, empty registry for every run: a real upload, never a mount.
+          reg2 = await startRegistry(cleanup, { dataDir: join(dir, `registry-${tool}-${i}`) });
+          if (tool === 'dray') {
+            const r = await runCommand(node, [DRAY_BIN, '--root', drayRoot, 'tag', src, target()], {
+              env: drayEnv,
+            });
+            if (r.code !== 0) throw new Error(`dray tag failed: ${r.stderr.slice(-2000)}`);
+            return { cmd: node, args: [DRAY_BIN, '--root', drayRoot, 'push', target()], env: drayEnv };
+          }
+          // skopeo remembers where blobs live (by registry host:port, which may repeat) and
+          // would try to mount them; start it from an empty blob-location cache, as ANCHORS.md did.
+          await rm(SKOPEO_BLOB_CACHE, { force: true });
+          return {
+            cmd: 'skopeo',
+            args: ['copy', '--dest-tls-verify=false', `oci:${fixture.ociRef}`, `docker://${target()}`],
+          };
+        },
+        check: async () => {
+          const res = await fetch(`${reg2?.url}/v2/bench/big/manifests/latest`, {
+            method: 'HEAD',
+            headers: {
+              accept:
+                'application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json',
+            },
+          });
+          if (res.status !== 200) throw new Error(`push check: manifest HEAD answered ${res.status}`);
+        },
+        finish: async () => {
+          await reg2?.stop();
+          reg2 = undefined;
+        },
+      });
+    }
+
+    const results: WorkloadResult[] = [];
+    for (const w of workloads) {
+      log(`== ${w.name}`);
+      const sides: Partial<Record<Tool, Side>> = {};
+      for (const tool of tools) {
+        sides[tool] = { tool: tool === 'dray' ? 'dray' : 'skopeo', command: w.describe[tool], samples: [] };
+        await w.setup?.(tool);
+      }
+      for (let i = 0; i < WARMUP + RUNS; i++) {
+        const order = i % 2 === 0 ? tools : [...tools].reverse();
+        for (const tool of order) {
+          const side = sides[tool];
+          if (side === undefined) continue;
+          const { cmd, args, env } = await w.prepare(tool, i);
+          try {
+            const r = await timed(cmd, args, join(scratch, `${w.name.split(' ')[0]}-${tool}-${i}.log`), env);
+            await w.check?.(tool, i);
+            const warmup = i < WARMUP;
+            side.samples.push({ ...r, warmup });
+            log(
+              `  ${tool.padEnd(6)} run ${i + 1}${warmup ? ' (warm-up)' : ''}: ${r.wallS.toFixed(3)} s, ${r.peakRssMB.toFixed(1)} MB`,
+            );
+          } finally {
+            await w.finish?.(tool, i);
+          }
+        }
+      }
+      const res: WorkloadResult = { name: w.name, bytes: w.bytes };
+      for (const tool of tools) {
+        const side = sides[tool];
+        if (side === undefined) continue;
+        const timedRuns = side.samples.filter((s) => !s.warmup);
+        side.medianWallS = median(timedRuns.map((s) => s.wallS));
+        side.minWallS = Math.min(...timedRuns.map((s) => s.wallS));
+        side.maxWallS = Math.max(...timedRuns.map((s) => s.wallS));
+        side.medianPeakRssMB = median(timedRuns.map((s) => s.peakRssMB));
+        res[tool] = side;
+      }
+      if (res.dray?.medianWallS !== undefined && res.anchor?.medianWallS !== undefined) {
+        res.ratio = res.dray.medianWallS / res.anchor.medianWallS;
+      }
+      results.push(res);
+    }
+
+    printTable(results);
+    const resultsDir = join(BENCH_DIR, 'results');
+    await mkdir(resultsDir, { recursive: true });
+    const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+    const out = join(resultsDir, `${stamp}.json`);
+    const skopeoVersion = (await runCommand('skopeo', ['--version'])).stdout.trim();
+    await writeFile(
+      out,
+      `${JSON.stringify(
+        {
+          date: new Date().toISOString(),
+          loadavg: { before: loadBefore, after: loadavg() },
+          machine: {
+            cpus: cpus().length,
+            cpu: cpus()[0]?.model,
+            memBytes: totalmem(),
+            kernel: release(),
+            arch: arch(),
+          },
+          node: process.version,
+          anchors: { skopeo: skopeoVersion },
+          method: {
+            runs: RUNS,
+            warmup: WARMUP,
+            alternating: true,
+            wall: 'hrtime around /usr/bin/time',
+            rss: '%M',
+          },
+          fixture: {
+            version: fixture.version,
+            manifestDigest: fixture.manifestDigest,
+            compressedBytes: fixture.compressedBytes,
+            uncompressedBytes: fixture.uncompressedBytes,
+          },
+          results,
+        },
+        null,
+        2,
+      )}\n`,
+    );
+    log(`results: ${out}`);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await cleanup.run();
+  }
+}
+
+function printTable(results: WorkloadResult[]): void {
+  const f = (n: number | undefined, d = 3) => (n === undefined || Number.isNaN(n) ? '-' : n.toFixed(d));
+  const rows = [
+    [
+      'workload',
+      'dray median s',
+      'anchor median s',
+      'dray/anchor',
+      'dray peak RSS MB',
+      'anchor peak RSS MB',
+      'anchor MB/s',
+    ],
+  ];
+  for (const r of results) {
+    rows.push([
+      r.name,
+      f(r.dray?.medianWallS),
+      r.anchor ? `${f(r.anchor.medianWallS)} (${f(r.anchor.minWallS)}-${f(r.anchor.maxWallS)})` : '-',
+      f(r.ratio, 2),
+      f(r.dray?.medianPeakRssMB, 1),
+      f(r.anchor?.medianPeakRssMB, 1),
+      r.anchor?.medianWallS ? f(r.bytes / 1e6 / r.anchor.medianWallS, 0) : '-',
+    ]);
+  }
+  const widths = rows[0]?.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length))) ?? [];
+  for (const [i, r] of rows.entries()) {
+    process.stdout.write(`${r.map((cell, c) => cell.padEnd(widths[c] ?? 0)).join(' | ')}\n`);
+    if (i === 0) process.stdout.write(`${widths.map((w) => '-'.repeat(w)).join('-|-')}\n`);
+  }
+}
+
+try {
+  await main();
+} catch (e) {
+  process.stderr.write(`bench: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.exitCode = 1;
+}
