@@ -32,7 +32,6 @@ export const ErrorCodes = [
   'DRAY_STORE',
   'DRAY_STORE_LOCKED',
   'DRAY_NO_SPACE',
-  'DRAY_IMAGE_IN_USE',
   'DRAY_ABORTED',
   'DRAY_INTERNAL',
 ] as const;
