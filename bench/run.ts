@@ -29,7 +29,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { arch, cpus, loadavg, release, totalmem } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { type Registry, startRegistry } from '../test/harness/registry.ts';
 import { runCommand, whichTool } from '../test/harness/tools.ts';
 import { BENCH_DIR, CACHE_DIR, ensureBigFixture, pushBigFixture } from './fixtures.ts';
@@ -196,7 +196,8 @@ async function main(): Promise<void> {
     const src = `${reg.host}/bench/big:latest`;
     const dockerConfig = join(scratch, 'docker-config');
     await mkdir(dockerConfig, { recursive: true });
-    const drayEnv = { DOCKER_CONFIG: dockerConfig };
+    // Run the CLI as users do (its shebang carries its V8 flags), with Node 24 first on PATH.
+    const drayEnv = { DOCKER_CONFIG: dockerConfig, PATH: `${dirname(node)}:${process.env.PATH ?? ''}` };
 
     const settleS = intEnv('BENCH_SETTLE_S', deleted ? 61 : 0, 0, 600);
     if (settleS > 0) {
@@ -224,7 +225,7 @@ async function main(): Promise<void> {
         },
         prepare: async (tool, i) =>
           tool === 'dray'
-            ? { cmd: node, args: [DRAY_BIN, '--root', join(dir, `dray-${i}`), 'pull', src], env: drayEnv }
+            ? { cmd: DRAY_BIN, args: ['--root', join(dir, `dray-${i}`), 'pull', src], env: drayEnv }
             : {
                 cmd: 'skopeo',
                 args: [
@@ -257,7 +258,7 @@ async function main(): Promise<void> {
         setup: async (tool) => {
           if (tool === 'dray') {
             log('push: pulling big into the dray root (untimed)');
-            const r = await runCommand(node, [DRAY_BIN, '--root', drayRoot, 'pull', src], {
+            const r = await runCommand(DRAY_BIN, ['--root', drayRoot, 'pull', src], {
               env: drayEnv,
               timeoutMs: CMD_TIMEOUT_MS,
             });
@@ -268,11 +269,11 @@ async function main(): Promise<void> {
           // A new, empty registry for every run: a real upload, never a mount.
           reg2 = await startRegistry(cleanup, { dataDir: join(dir, `registry-${tool}-${i}`) });
           if (tool === 'dray') {
-            const r = await runCommand(node, [DRAY_BIN, '--root', drayRoot, 'tag', src, target()], {
+            const r = await runCommand(DRAY_BIN, ['--root', drayRoot, 'tag', src, target()], {
               env: drayEnv,
             });
             if (r.code !== 0) throw new Error(`dray tag failed: ${r.stderr.slice(-2000)}`);
-            return { cmd: node, args: [DRAY_BIN, '--root', drayRoot, 'push', target()], env: drayEnv };
+            return { cmd: DRAY_BIN, args: ['--root', drayRoot, 'push', target()], env: drayEnv };
           }
           // skopeo remembers where blobs live (by registry host:port, which may repeat) and
           // would try to mount them; start it from an empty blob-location cache, as ANCHORS.md did.

