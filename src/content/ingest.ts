@@ -96,10 +96,14 @@ export class LiveIngestWriter extends Writable implements IngestWriter {
     this.ref = c.ref;
     this.expected = c.expected;
     if (c.signal) {
-      // Abort stops writing and leaves the ingest resumable (destroy keeps the bytes).
-      this.#unlisten = addAbortListener(c.signal, () =>
-        this.destroy(abortError(c.signal, `ingest ${c.ref}`)),
-      );
+      // Abort stops writing and leaves the ingest resumable (destroy keeps the bytes). The
+      // caller learns of the abort from its own signal; the 'error' this emits must not crash
+      // the process when no pipeline listens yet or any more (aborted between ingest() and
+      // pipeline(), as when a sibling blob of a pull fails).
+      this.#unlisten = addAbortListener(c.signal, () => {
+        this.on('error', () => {});
+        this.destroy(abortError(c.signal, `ingest ${c.ref}`));
+      });
     }
   }
 

@@ -1,4 +1,4 @@
-import { Readable } from 'node:stream';
+import { pipeline, Readable, type Transform } from 'node:stream';
 import { shortDigest } from '../digest/index.ts';
 import { throwIfAborted } from '../errors.ts';
 import {
@@ -148,11 +148,12 @@ export async function copyGraph(
         total: d.size,
       });
       counted.once('end', () => report({ status: w.verify, current: d.size, total: d.size }));
-      await dst.put(d, body.pipe(counted), {
+      await dst.put(d, chain(body, counted), {
         signal,
         reopen: async () => {
           report({ status: `${w.active} (retrying)`, current: 0, total: d.size });
-          return (await openResumable(src, d, { signal })).pipe(
+          return chain(
+            await openResumable(src, d, { signal }),
             meter(progress && isLayer ? progress : undefined, {
               id,
               kind: 'blob',
@@ -208,6 +209,17 @@ export async function copyGraph(
     throw e;
   }
   return result;
+}
+
+/**
+ * `src` into `dst`, returning `dst`. Not `src.pipe(dst)`: pipe forwards no errors, so a source
+ * that fails (an abort mid-download, a dropped connection) would emit 'error' with no
+ * listener — an uncaught exception — while the consumer of `dst` waited forever. `pipeline`
+ * destroys both with the error, and the consumer of `dst` sees it.
+ */
+function chain(src: Readable, dst: Transform): Transform {
+  pipeline(src, dst, () => {});
+  return dst;
 }
 
 function pickChildren(index: ImageIndex, platform: Platform | undefined): Descriptor[] {

@@ -1,12 +1,30 @@
 import type { Command } from 'commander';
-import { images, shortDigest } from '../../index.ts';
-import { type Run, signalOf } from '../context.ts';
+import { type ImageSummary, images, shortDigest } from '../../index.ts';
+import { type CliContext, type Run, signalOf } from '../context.ts';
 import { ago, humanSize, table } from '../format.ts';
 
 export interface ImagesFlags {
   quiet?: boolean;
   format?: string;
-  noTrunc?: boolean;
+  /** commander turns `--no-trunc` into `trunc: false` (default true). */
+  trunc?: boolean;
+}
+
+export function imagesOptions(ctx: CliContext, _flags: ImagesFlags): Parameters<typeof images>[0] {
+  return { root: ctx.env.root, ...signalOf(ctx) };
+}
+
+/** The lines `dray images` prints for `list` (table, `-q` digests or `--format json`). */
+export function renderImages(list: ImageSummary[], flags: ImagesFlags, now = Date.now()): string[] {
+  const digest = (d: string) => (flags.trunc === false ? d : shortDigest(d));
+  if (flags.format === 'json') return list.map((i) => JSON.stringify(i));
+  if (flags.quiet) return [...new Set(list.map((i) => digest(i.digest)))];
+  return [
+    table(
+      ['REPOSITORY', 'TAG', 'DIGEST', 'SIZE', 'CREATED'],
+      list.map((i) => [i.repository, i.tag, digest(i.digest), humanSize(i.size), ago(i.created, now)]),
+    ),
+  ];
 }
 
 export function registerImages(program: Command, run: Run): void {
@@ -18,23 +36,8 @@ export function registerImages(program: Command, run: Run): void {
     .option('--format <format>', "'table' (default) or 'json'", 'table')
     .action((flags: ImagesFlags) =>
       run(async (ctx) => {
-        const list = await images({ root: ctx.env.root, ...signalOf(ctx) });
-        const digest = (d: string) => (flags.noTrunc ? d : shortDigest(d));
-        if (flags.format === 'json') {
-          for (const i of list) ctx.print(JSON.stringify(i));
-          return;
-        }
-        if (flags.quiet) {
-          for (const d of new Set(list.map((i) => digest(i.digest)))) ctx.print(d);
-          return;
-        }
-        const now = Date.now();
-        ctx.print(
-          table(
-            ['REPOSITORY', 'TAG', 'DIGEST', 'SIZE', 'CREATED'],
-            list.map((i) => [i.repository, i.tag, digest(i.digest), humanSize(i.size), ago(i.created, now)]),
-          ),
-        );
+        const list = await images(imagesOptions(ctx, flags));
+        for (const line of renderImages(list, flags)) ctx.print(line);
       }),
     );
 }

@@ -83,6 +83,24 @@ export async function loginCredentials(
   return { username, password };
 }
 
+/** Options of `dray login` once the credentials are known. */
+export function loginOptions(
+  ctx: CliContext,
+  creds: { username: string; password: string },
+): Parameters<typeof login>[1] {
+  return {
+    configDir: ctx.env.configDir,
+    insecureRegistries: ctx.env.insecureRegistries,
+    ...creds,
+    ...signalOf(ctx),
+  };
+}
+
+/** Options of `dray logout`. */
+export function logoutOptions(ctx: CliContext): Parameters<typeof logout>[1] {
+  return { configDir: ctx.env.configDir, ...signalOf(ctx) };
+}
+
 export function registerLogin(program: Command, run: Run): void {
   program
     .command('login')
@@ -94,12 +112,7 @@ export function registerLogin(program: Command, run: Run): void {
     .action((server: string | undefined, flags: LoginFlags) =>
       run(async (ctx) => {
         const creds = await loginCredentials(ctx, flags);
-        await login(server, {
-          configDir: ctx.env.configDir,
-          insecureRegistries: ctx.env.insecureRegistries,
-          ...creds,
-          ...signalOf(ctx),
-        });
+        await login(server, loginOptions(ctx, creds));
         ctx.print('Login Succeeded');
       }),
     );
@@ -109,7 +122,7 @@ export function registerLogin(program: Command, run: Run): void {
     .argument('[server]', 'registry host[:port]')
     .action((server: string | undefined) =>
       run(async (ctx) => {
-        const r = await logout(server, { configDir: ctx.env.configDir, ...signalOf(ctx) });
+        const r = await logout(server, logoutOptions(ctx));
         ctx.print(r.removed ? `Removing login credentials for ${r.host}` : `Not logged in to ${r.host}`);
       }),
     );

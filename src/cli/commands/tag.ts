@@ -1,6 +1,16 @@
 import type { Command } from 'commander';
 import { removeImage, tag } from '../../index.ts';
-import { type Run, signalOf } from '../context.ts';
+import { type CliContext, type Run, signalOf } from '../context.ts';
+
+/** Options of `dray tag` (the store; the names are positional). */
+export function tagOptions(ctx: CliContext): Parameters<typeof tag>[2] {
+  return { root: ctx.env.root, ...signalOf(ctx) };
+}
+
+/** Options of `dray rmi`. */
+export function rmiOptions(ctx: CliContext): Parameters<typeof removeImage>[1] {
+  return { root: ctx.env.root, ...signalOf(ctx) };
+}
 
 export function registerTag(program: Command, run: Run): void {
   program
@@ -10,7 +20,7 @@ export function registerTag(program: Command, run: Run): void {
     .argument('<target>', 'TARGET_IMAGE[:TAG]')
     .action((source: string, target: string) =>
       run(async (ctx) => {
-        await tag(source, target, { root: ctx.env.root, ...signalOf(ctx) });
+        await tag(source, target, tagOptions(ctx));
       }),
     );
   program
@@ -20,7 +30,7 @@ export function registerTag(program: Command, run: Run): void {
     .action((names: string[]) =>
       run(async (ctx) => {
         for (const name of names) {
-          const r = await removeImage(name, { root: ctx.env.root, ...signalOf(ctx) });
+          const r = await removeImage(name, rmiOptions(ctx));
           ctx.print(`Untagged: ${name}`);
           for (const d of r.deleted) ctx.print(`Deleted: ${d}`);
         }
