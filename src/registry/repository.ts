@@ -2,7 +2,7 @@ import { pipeline, Readable } from 'node:stream';
 import { type Digest, Digester, digestAlgorithm, digestOf, isDigest, verifyBlob } from '../digest/index.ts';
 import { abortError, DrayError, isDrayError, throwIfAborted } from '../errors.ts';
 import type { BlobSource, BlobTarget, Descriptor, RefStore } from '../oci/index.ts';
-import { isDocumentType, manifestAccept } from '../oci/index.ts';
+import { isDocumentType, manifestAccept, parseDocument } from '../oci/index.ts';
 import type { RunOptions } from '../progress/index.ts';
 import type { Scope } from './auth-types.ts';
 import type { RegistryContext, RepositoryName } from './client.ts';
@@ -183,6 +183,13 @@ export class Repository implements BlobSource, BlobTarget, RefStore {
     }
     if (!mediaType) {
       throw new DrayError('DRAY_UNSUPPORTED_MEDIA_TYPE', `${where}: the registry sent no media type`);
+    }
+    if (!isDocumentType(mediaType)) {
+      // Not a manifest or index type (schema 1, or a generic application/json): parse it, which
+      // rejects schema 1 (DRAY_UNSUPPORTED_MEDIA_TYPE) and garbage (DRAY_INVALID_MANIFEST) and
+      // sniffs a valid document's kind. Returned as is, a copy would treat it as a leaf blob,
+      // GET it from /blobs/ and fail with a misleading "manifest unknown".
+      mediaType = parseDocument(bytes, mediaType).mediaType;
     }
     return { descriptor: { mediaType, digest, size: bytes.byteLength }, bytes };
   }
