@@ -21,5 +21,8 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 if [ ! -x node_modules/.bin/node ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-audit --no-fund
+  # Not `npm ci`: some registries serve only some of Biome's per-platform optional packages;
+  # npm leaves the missing ones out of the lock file and `npm ci` then calls it out of sync.
+  # `npm install` still installs exactly the locked versions.
+  npm install --no-audit --no-fund --loglevel=error
 fi
