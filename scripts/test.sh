@@ -6,5 +6,5 @@ bash scripts/setup.sh
 export PATH="$PWD/node_modules/.bin:$PATH"
 echo "node $(node --version)"
 tsc --noEmit -p .
-biome ci .
+biome ci --colors=off .
 node --test --test-concurrency=2 'src/**/*.test.ts' 'test/**/*.test.ts'
