@@ -81,7 +81,14 @@ export async function syncDir(dir: string): Promise<void> {
 }
 
 /** The writer over a live ingest; holds the ref lock and the data file open until commit/abort/destroy. */
+/** Start a background fdatasync after this many bytes (see LiveIngestWriter#unsynced). */
+const syncEveryBytes = 16 * 1024 * 1024;
+
 export class LiveIngestWriter extends Writable implements IngestWriter {
+  // Background writeback: the data is flushed to disk while more arrives, so the fsync at
+  // commit finds little left (a 200 MB layer's single fsync took ~0.3 s here, a fifth of a pull).
+  #unsynced = 0;
+  #syncing: Promise<void> | undefined;
   readonly ref: string;
   readonly expected: ExpectedContent;
   readonly exists = false;
@@ -155,6 +162,19 @@ export class LiveIngestWriter extends Writable implements IngestWriter {
     }
     for (const chunk of chunks) c.digester.update(chunk);
     c.offset += total;
+    this.#unsynced += total;
+    if (this.#unsynced >= syncEveryBytes && !this.#syncing) {
+      this.#unsynced = 0;
+      this.#syncing = c.fh.datasync().then(
+        () => {
+          this.#syncing = undefined;
+        },
+        () => {
+          // Errors surface at commit's own fsync, which is the one that counts.
+          this.#syncing = undefined;
+        },
+      );
+    }
   }
 
   override _final(cb: (e?: Error | null) => void): void {
@@ -225,6 +245,7 @@ export class LiveIngestWriter extends Writable implements IngestWriter {
     if (c.lock.compromised) throw this.#lockLost();
     let size: number;
     try {
+      await this.#syncing;
       await c.fh.sync();
       size = (await c.fh.stat()).size;
       await c.fh.close();
