@@ -50,7 +50,7 @@ interface IngestMeta {
   transient?: boolean;
 }
 
-const READ_CHUNK = 1 << 20;
+const READ_CHUNK = 1024 * 1024; // large reads: fewer syscalls and buffers per blob
 
 /**
  * The content-addressable blob store under a data root (containerd's local content store):
