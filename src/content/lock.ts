@@ -1,3 +1,6 @@
+import { readlinkSync } from 'node:fs';
+import * as fs from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as lockfile from 'proper-lockfile';
 import { abortError, DrayError, throwIfAborted } from '../errors.ts';
@@ -38,6 +41,74 @@ export interface FileLock {
 export interface LockOptions {
   /** Milliseconds without a refresh after which a lock counts as abandoned (minimum 2000). */
   staleMs?: number;
+  /** Internal: skip the dead-owner check (used for the one retry after reclaiming). */
+  noDeadOwnerCheck?: boolean;
+}
+
+/** Who holds a lock: written beside it (`<lock>.owner`), since the lock directory must stay empty. */
+interface LockOwner {
+  host: string;
+  pidNamespace: string;
+  pid: number;
+  /** Inode of the lock directory this record describes; a record for an older lock is ignored. */
+  ino: number;
+}
+
+const pidNamespace: string | undefined = (() => {
+  try {
+    return readlinkSync('/proc/self/ns/pid');
+  } catch {
+    return undefined;
+  }
+})();
+
+async function writeOwner(path: string): Promise<number | undefined> {
+  if (!pidNamespace) return undefined;
+  try {
+    const { ino } = await fs.stat(path);
+    const owner: LockOwner = { host: hostname(), pidNamespace, pid: process.pid, ino };
+    const tmp = `${path}.owner.${process.pid}.tmp`;
+    await fs.writeFile(tmp, JSON.stringify(owner));
+    await fs.rename(tmp, `${path}.owner`);
+    return ino;
+  } catch {
+    return undefined; // without a record the lock is only reclaimed when stale
+  }
+}
+
+async function removeOwner(path: string, ino: number | undefined): Promise<void> {
+  if (ino === undefined) return;
+  try {
+    const owner = JSON.parse(await fs.readFile(`${path}.owner`, 'utf8')) as LockOwner;
+    if (owner.pid === process.pid && owner.ino === ino) await fs.rm(`${path}.owner`, { force: true });
+  } catch {
+    // gone already
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Removes the lock at `path` when its recorded owner is provably dead. True when reclaimed. */
+async function reclaimIfOwnerDead(path: string): Promise<boolean> {
+  if (!pidNamespace) return false;
+  try {
+    const owner = JSON.parse(await fs.readFile(`${path}.owner`, 'utf8')) as LockOwner;
+    const { ino } = await fs.stat(path);
+    if (owner.ino !== ino || owner.host !== hostname() || owner.pidNamespace !== pidNamespace) return false;
+    if (owner.pid === process.pid || processAlive(owner.pid)) return false;
+    await fs.rmdir(path);
+    await fs.rm(`${path}.owner`, { force: true });
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -60,9 +131,17 @@ export async function tryLock(path: string, o: LockOptions = {}): Promise<FileLo
       },
     });
   } catch (e) {
-    if (errnoCode(e) === 'ELOCKED') return undefined;
+    if (errnoCode(e) === 'ELOCKED') {
+      // A holder that we can see is dead (same host and PID namespace, process gone) is
+      // reclaimed now rather than after the stale threshold: a pull restarted after a
+      // SIGKILL should not wait 10 s for the lock of the process it replaces.
+      if (!o.noDeadOwnerCheck && (await reclaimIfOwnerDead(path)))
+        return tryLock(path, { ...o, noDeadOwnerCheck: true });
+      return undefined;
+    }
     throw new DrayError('DRAY_STORE', `cannot take lock ${path}: ${(e as Error).message}`, { cause: e });
   }
+  const ino = await writeOwner(path);
   let released = false;
   const lock: FileLock = {
     path,
@@ -72,6 +151,7 @@ export async function tryLock(path: string, o: LockOptions = {}): Promise<FileLo
     async release() {
       if (released) return;
       released = true;
+      await removeOwner(path, ino);
       try {
         await release();
       } catch {

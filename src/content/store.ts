@@ -256,6 +256,18 @@ export class ContentStore implements BlobSource, BlobTarget {
     return this.#openIngest(o, false);
   }
 
+  /**
+   * BlobTarget.resume: the ingest `ref` for `d` (see `ingest`), so a copy interrupted by a
+   * crash or a kill continues from the bytes already on disk.
+   */
+  resume(d: Descriptor, ref: string, o: RunOptions = {}): Promise<IngestWriter> {
+    return this.ingest({
+      ref,
+      expected: { digest: d.digest, size: d.size },
+      ...(o.signal ? { signal: o.signal } : {}),
+    });
+  }
+
   async #openIngest(o: IngestOptions, transient: boolean): Promise<IngestWriter> {
     const { ref, signal } = o;
     if (typeof ref !== 'string' || ref.length === 0) {

@@ -1,6 +1,7 @@
-import { pipeline, Readable, type Transform } from 'node:stream';
+import { pipeline as pipe, Readable, type Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { shortDigest } from '../digest/index.ts';
-import { throwIfAborted } from '../errors.ts';
+import { isDrayError, throwIfAborted } from '../errors.ts';
 import {
   type BlobSource,
   type BlobTarget,
@@ -111,6 +112,38 @@ export async function copyGraph(
     return p;
   };
 
+  /**
+   * Copies `d` through the target's resumable writer: a transfer that an earlier process left
+   * half done (killed, crashed, disk full) continues from the bytes already held, and a
+   * dropped connection keeps what arrived for the next attempt. Returns false when the
+   * resumed bytes turn out wrong (the target discarded them): the caller starts over.
+   */
+  const resumeInto = async (
+    resume: NonNullable<BlobTarget['resume']>,
+    d: Descriptor,
+    counter: (offset?: number) => Transform,
+    onResume: (offset: number) => void,
+  ): Promise<boolean> => {
+    const writer = await resume(d, `copy-${d.digest}`, { signal });
+    if (writer.exists) {
+      writer.destroy();
+      return true;
+    }
+    const offset = writer.offset;
+    if (offset > 0) onResume(offset);
+    try {
+      await pipeline(await openResumable(src, d, { signal, offset, onResume }), counter(offset), writer, {
+        signal,
+      });
+      await writer.commit();
+      return true;
+    } catch (e) {
+      writer.destroy();
+      if (offset > 0 && isDrayError(e, 'DRAY_DIGEST_MISMATCH')) return false;
+      throw e;
+    }
+  };
+
   const transferBlob = async (d: Descriptor, isLayer: boolean): Promise<void> => {
     const id = d.digest;
     const report = (e: { status: string; current?: number; total?: number; completed?: number }) => {
@@ -135,34 +168,28 @@ export async function copyGraph(
         report({ status: `Mounted from ${o.mountFrom}`, completed: Date.now() });
         return;
       }
-      const body = await openResumable(src, d, {
-        signal,
-        onResume: (offset) =>
-          report({ status: `${w.active} (resuming at ${offset})`, current: offset, total: d.size }),
-      });
-      const counted = meter(progress && isLayer ? progress : undefined, {
-        id,
-        kind: 'blob',
-        name: shortDigest(d.digest),
-        status: w.active,
-        total: d.size,
-      });
-      counted.once('end', () => report({ status: w.verify, current: d.size, total: d.size }));
-      await dst.put(d, chain(body, counted), {
-        signal,
-        reopen: async () => {
-          report({ status: `${w.active} (retrying)`, current: 0, total: d.size });
-          return chain(
-            await openResumable(src, d, { signal }),
-            meter(progress && isLayer ? progress : undefined, {
-              id,
-              kind: 'blob',
-              status: w.active,
-              total: d.size,
-            }),
-          );
-        },
-      });
+      const counter = (offset = 0) => {
+        const m = meter(
+          progress && isLayer ? progress : undefined,
+          { id, kind: 'blob', name: shortDigest(d.digest), status: w.active, total: d.size },
+          { offset },
+        );
+        m.once('end', () => report({ status: w.verify, current: d.size, total: d.size }));
+        return m;
+      };
+      const onResume = (offset: number) =>
+        report({ status: `${w.active} (resuming at ${offset})`, current: offset, total: d.size });
+      if (dst.resume && (await resumeInto(dst.resume.bind(dst), d, counter, onResume))) {
+        // stored through a resumable writer
+      } else {
+        await dst.put(d, chain(await openResumable(src, d, { signal, onResume }), counter()), {
+          signal,
+          reopen: async () => {
+            report({ status: `${w.active} (retrying)`, current: 0, total: d.size });
+            return chain(await openResumable(src, d, { signal }), counter());
+          },
+        });
+      }
       result.copied.push(d);
       result.bytes += d.size;
       report({ status: w.done, completed: Date.now() });
@@ -218,7 +245,7 @@ export async function copyGraph(
  * destroys both with the error, and the consumer of `dst` sees it.
  */
 function chain(src: Readable, dst: Transform): Transform {
-  pipeline(src, dst, () => {});
+  pipe(src, dst, () => {});
   return dst;
 }
 

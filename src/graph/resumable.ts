@@ -12,12 +12,17 @@ import type { RunOptions } from '../progress/index.ts';
 export async function openResumable(
   src: BlobSource,
   d: Descriptor,
-  o: RunOptions & { attempts?: number; onResume?: (offset: number, cause: unknown) => void } = {},
+  o: RunOptions & {
+    attempts?: number;
+    offset?: number;
+    onResume?: (offset: number, cause: unknown) => void;
+  } = {},
 ): Promise<Readable> {
   const attempts = o.attempts ?? 5;
-  const first = await src.open(d, { signal: o.signal });
+  const start = o.offset ?? 0;
+  const first = await src.open(d, { signal: o.signal, ...(start > 0 ? { offset: start } : {}) });
   const out = new PassThrough({ highWaterMark: 1 << 20 });
-  let received = 0;
+  let received = start;
   let tries = 0;
   const pump = (body: Readable): void => {
     body.on('data', (chunk: Buffer) => {

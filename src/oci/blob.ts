@@ -1,4 +1,4 @@
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import type { RunOptions } from '../progress/index.ts';
 import type { Descriptor } from './types.ts';
 
@@ -28,6 +28,12 @@ export interface BlobTarget {
    * fresh stream (a registry upload cannot be replayed from a consumed stream).
    */
   put(d: Descriptor, body: Readable, o?: RunOptions & { reopen?: () => Promise<Readable> }): Promise<void>;
+  /**
+   * A writer that resumes an earlier, interrupted transfer of `d` keyed by `ref`, for targets
+   * that keep partial content (the content store): `offset` bytes are already held, write
+   * the rest, then `commit()` verifies and publishes. `exists` = already stored, write nothing.
+   */
+  resume?(d: Descriptor, ref: string, o?: RunOptions): Promise<ResumableWriter>;
   /** Cross-repository mount, where the target supports it; false = not mounted, upload instead. */
   mount?(d: Descriptor, fromRepository: string, o?: RunOptions): Promise<boolean>;
 }
@@ -38,4 +44,12 @@ export interface RefStore {
   resolve(name: string, o?: RunOptions): Promise<Descriptor>;
   /** Points `name` at `d`; `d` must already be stored. */
   tag(name: string, d: Descriptor, o?: RunOptions): Promise<void>;
+}
+
+/** What `BlobTarget.resume` returns: a Writable that takes the bytes from `offset` on. */
+export interface ResumableWriter extends Writable {
+  readonly offset: number;
+  readonly exists: boolean;
+  /** Verifies size and digest and makes the content visible. Throws DRAY_DIGEST_MISMATCH / DRAY_SIZE_MISMATCH. */
+  commit(): Promise<void>;
 }

@@ -1,4 +1,4 @@
-export type { BlobSource, BlobTarget, RefStore } from './blob.ts';
+export type { BlobSource, BlobTarget, RefStore, ResumableWriter } from './blob.ts';
 export { maxConfigBytes, maxManifestBytes, readDocument, readLimited } from './document.ts';
 export type { MediaType } from './media-types.ts';
 export {
