@@ -194,3 +194,19 @@ test('login: credentials from flags and stdin, docker rules', async (t) => {
   await assert.rejects(loginCredentials(both.ctx, {}), invalid(/non TTY device/));
   await assert.rejects(loginCredentials(both.ctx, { username: 'u' }), invalid(/non TTY device/));
 });
+
+test('--max-concurrent-transfers reaches the registry options; bad values and progress modes are refused', async (t) => {
+  const { ctx } = await context(t, { maxConcurrentTransfers: '8' });
+  assert.equal(pullOptions(ctx, { progress: 'auto' }).registry?.concurrency, 8);
+  assert.equal(pushOptions(ctx, { progress: 'auto' }).registry?.concurrency, 8);
+  for (const bad of ['0', '65', '2.5', 'many']) {
+    await assert.rejects(
+      context(t, { maxConcurrentTransfers: bad }),
+      (e) => isDrayError(e, 'DRAY_INVALID_ARGUMENT') && /max-concurrent-transfers/.test(e.message),
+    );
+  }
+  assert.throws(
+    () => ctx.progress('fancy' as 'auto'),
+    (e) => isDrayError(e, 'DRAY_INVALID_ARGUMENT') && /progress mode/.test(e.message),
+  );
+});

@@ -1,5 +1,5 @@
 import type { Readable, Writable } from 'node:stream';
-import { createRenderer, type ProgressWriter } from '../index.ts';
+import { createRenderer, DrayError, type ProgressWriter } from '../index.ts';
 import { type CliEnvironment, resolveEnvironment } from './env.ts';
 
 /** The process around the CLI, injectable so tests run commands in-process. */
@@ -23,23 +23,35 @@ export interface GlobalFlags {
   config?: string;
   insecureRegistry?: string[];
   debug?: boolean;
+  maxConcurrentTransfers?: string;
 }
 
 export class CliContext {
   readonly io: CliIO;
   readonly env: CliEnvironment;
+  readonly #concurrency: number | undefined;
   constructor(io: CliIO, flags: GlobalFlags) {
     this.io = io;
     this.env = resolveEnvironment(flags, io.env, io.isTTY);
+    this.#concurrency = parseConcurrency(flags.maxConcurrentTransfers);
   }
 
   /** Registry options for verbs, from the environment and flags. */
-  registry(): { configDir: string; insecureRegistries: string[] } {
-    return { configDir: this.env.configDir, insecureRegistries: this.env.insecureRegistries };
+  registry(): { configDir: string; insecureRegistries: string[]; concurrency?: number } {
+    return {
+      configDir: this.env.configDir,
+      insecureRegistries: this.env.insecureRegistries,
+      ...(this.#concurrency ? { concurrency: this.#concurrency } : {}),
+    };
   }
 
   /** A progress renderer on stdout, where docker pull/push print theirs. */
   progress(mode: ProgressMode, quiet = false): ProgressWriter {
+    if (!progressModes.includes(mode)) {
+      throw new DrayError('DRAY_INVALID_ARGUMENT', `invalid progress mode: ${JSON.stringify(mode)}`, {
+        hint: `use one of ${progressModes.join(', ')}`,
+      });
+    }
     const kind = quiet ? 'quiet' : mode === 'auto' ? (this.io.isTTY ? 'tty' : 'plain') : mode;
     return createRenderer(kind, this.io.stdout);
   }
@@ -47,6 +59,17 @@ export class CliContext {
   print(line: string): void {
     this.io.stdout.write(`${line}\n`);
   }
+}
+
+function parseConcurrency(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 64) {
+    throw new DrayError('DRAY_INVALID_ARGUMENT', `invalid --max-concurrent-transfers: ${JSON.stringify(v)}`, {
+      hint: 'give a whole number from 1 to 64',
+    });
+  }
+  return n;
 }
 
 /** Runs a command body with the context built from the global flags; errors go to main's handler. */

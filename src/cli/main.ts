@@ -50,6 +50,7 @@ export function createProgram(io: CliIO, exit: (code: number) => void): Command 
       'registry host[:port] to reach over plain HTTP (repeatable)',
       collect,
     )
+    .option('--max-concurrent-transfers <n>', 'parallel blob downloads/uploads (default 4)')
     .option('-D, --debug', 'print error causes and stacks')
     .showHelpAfterError()
     .exitOverride()
