@@ -12,8 +12,15 @@ export type { DrayErrorCode } from './errors.ts';
 export { DrayError, ErrorCodes, isDrayError } from './errors.ts';
 export type { CopyGraphOptions, CopyGraphResult } from './graph/index.ts';
 export { copyGraph } from './graph/index.ts';
-export type { ImageRecord } from './image/index.ts';
-export { ImageStore } from './image/index.ts';
+export type { ConfigChanges, ImageParts, ImageRecord } from './image/index.ts';
+export {
+  emptyImageConfig,
+  ImageStore,
+  mutateImageConfig,
+  normalizeLayersAndHistory,
+  patchImageConfig,
+  writeImage,
+} from './image/index.ts';
 export type {
   BlobSource,
   BlobTarget,

@@ -3,6 +3,7 @@ import { DrayError } from '../index.ts';
 import { registerImages } from './commands/images.ts';
 import { registerInspect } from './commands/inspect.ts';
 import { registerLogin } from './commands/login.ts';
+import { registerMutate } from './commands/mutate.ts';
 import { registerPrune } from './commands/prune.ts';
 import { registerPull } from './commands/pull.ts';
 import { registerPush } from './commands/push.ts';
@@ -76,6 +77,7 @@ export function createProgram(io: CliIO, exit: (code: number) => void): Command 
     registerInspect,
     registerPrune,
     registerLogin,
+    registerMutate,
   ]) {
     register(program, run);
   }

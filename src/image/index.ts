@@ -10,3 +10,5 @@ export {
 } from './config.ts';
 export type { ImageRecord, ImageStoreOptions } from './store.ts';
 export { ImageStore } from './store.ts';
+export type { ImageParts } from './write.ts';
+export { documentBytes, writeImage } from './write.ts';

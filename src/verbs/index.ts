@@ -5,6 +5,8 @@ export type { ImageInspect, InspectOptions } from './inspect.ts';
 export { inspect } from './inspect.ts';
 export type { LoginOptions, LoginResult, LogoutOptions } from './login.ts';
 export { login, logout } from './login.ts';
+export type { MutateOptions } from './mutate.ts';
+export { mutate } from './mutate.ts';
 export type { PruneOptions, PruneResult } from './prune.ts';
 export { prune } from './prune.ts';
 export type { PullOptions, PullResult } from './pull.ts';

@@ -1,0 +1,43 @@
+import { throwIfAborted } from '../errors.ts';
+import { type ConfigChanges, mutateImageConfig, writeImage } from '../image/index.ts';
+import { type Descriptor, MediaTypes } from '../oci/index.ts';
+import type { RunOptions } from '../progress/index.ts';
+import { normalizeReference, referenceString } from '../reference/index.ts';
+import { openStores, type StoreOptions } from './context.ts';
+import { resolveImage } from './resolve.ts';
+
+export interface MutateOptions extends RunOptions, StoreOptions {
+  /** Name for the new image (default: replace the source name). */
+  tag?: string;
+}
+
+/**
+ * A new image whose config is `image`'s with `changes` applied (crane mutate): env, cmd,
+ * entrypoint, workdir, user, labels. Layers are shared, nothing is copied; the new config
+ * and manifest go into the content store and `tag` names the result. For a multi-platform
+ * image, the host platform's manifest is the base.
+ * Throws DRAY_INVALID_REFERENCE, DRAY_NOT_FOUND.
+ */
+export async function mutate(
+  image: string,
+  changes: ConfigChanges,
+  o: MutateOptions,
+): Promise<{ name: string; descriptor: Descriptor }> {
+  throwIfAborted(o.signal);
+  const source = referenceString(normalizeReference(image));
+  const name = referenceString(normalizeReference(o.tag ?? image));
+  const { content, images } = await openStores(o);
+  const img = await resolveImage(content, await images.resolve(source), { ...o, has: (d) => content.has(d) });
+  const descriptor = await writeImage(
+    content,
+    {
+      config: mutateImageConfig(img.config, changes),
+      layers: img.manifest.layers,
+      mediaTypes: img.manifestDescriptor.mediaType === MediaTypes.dockerManifest ? 'docker' : 'oci',
+      ...(img.manifest.annotations ? { annotations: img.manifest.annotations } : {}),
+    },
+    o,
+  );
+  await images.tag(name, descriptor);
+  return { name, descriptor };
+}
