@@ -386,3 +386,27 @@ test('a 64 MiB blob streams through put without being buffered', async (t) => {
   t.diagnostic(`source ran at most ${(maxAhead / 2 ** 20).toFixed(1)} MiB ahead of the disk`);
   assert.ok(maxAhead < 16 * 2 ** 20, `the store held ${(maxAhead / 2 ** 20).toFixed(1)} MiB in memory`);
 });
+
+test('newBlob: content whose digest is known only at the end is committed under that digest', async (t) => {
+  const root = await tempRoot(t);
+  const s = await ContentStore.open(root);
+  const w = await s.newBlob();
+  await pipeline(generated(21, 3 * 1024 * 1024 + 17), w);
+  const expected = await generatedDigest(21, 3 * 1024 * 1024 + 17);
+  const { digest, size } = await w.commit();
+  assert.equal(digest, expected);
+  assert.equal(size, 3 * 1024 * 1024 + 17);
+  assert.equal(await s.has({ digest, size }), true);
+  // The same content again: committed as "already exists", no temp file left behind.
+  const again = await s.newBlob();
+  await pipeline(generated(21, 3 * 1024 * 1024 + 17), again);
+  assert.equal((await again.commit()).digest, expected);
+  const leftovers = (await fs.readdir(path.join(root, 'content', 'ingest'))).filter((n) => n.startsWith('new-'));
+  assert.deepEqual(leftovers, []);
+  // Aborted: nothing visible, nothing left.
+  const dropped = await s.newBlob();
+  dropped.write(Buffer.from('partial'));
+  await dropped.abort();
+  assert.deepEqual((await fs.readdir(path.join(root, 'content', 'ingest'))).filter((n) => n.startsWith('new-')), []);
+  assert.equal(await s.has({ digest: digestOf('partial') }), false);
+});

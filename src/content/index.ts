@@ -7,5 +7,6 @@
 export type { IngestWriter } from './ingest.ts';
 export type { FileLock, LockOptions } from './lock.ts';
 export { acquireLock, DEFAULT_LOCK_STALE_MS, tryLock } from './lock.ts';
+export { NewBlobWriter } from './new-blob.ts';
 export type { BlobInfo, ContentInfo, ContentStoreOptions, IngestOptions } from './store.ts';
 export { ContentStore } from './store.ts';

@@ -13,6 +13,7 @@ import { errnoCode, storeError } from './fs-errors.ts';
 import type { IngestWriter } from './ingest.ts';
 import { ExistingBlobWriter, LiveIngestWriter, removeIngestDir } from './ingest.ts';
 import { acquireLock, DEFAULT_LOCK_STALE_MS, tryLock } from './lock.ts';
+import { NewBlobWriter } from './new-blob.ts';
 
 /** What the store knows about a committed blob. */
 export interface BlobInfo {
@@ -117,6 +118,14 @@ export class ContentStore implements BlobSource, BlobTarget {
       throw storeError(e, `cannot read ${this.#ingest}`, this.root);
     }
     for (const name of names) {
+      if (name.startsWith('new-')) {
+        // A NewBlobWriter's temp file: its writer is gone if the file has not grown for a
+        // day (writers never pause that long); live ones are left alone.
+        const st = await fs.lstat(path.join(this.#ingest, name)).catch(() => undefined);
+        if (st && Date.now() - st.mtimeMs > 24 * 3600 * 1000)
+          await fs.rm(path.join(this.#ingest, name), { force: true });
+        continue;
+      }
       if (!/^[a-f0-9]{64}$/.test(name)) continue;
       const lock = await tryLock(this.#lockPath(name), { staleMs: this.#staleMs });
       if (!lock) continue; // in use by a live writer
@@ -140,6 +149,14 @@ export class ContentStore implements BlobSource, BlobTarget {
    * fast paths such as export hard links or `sendfile`: never write, chmod or rename it.
    * No I/O. @throws DRAY_INVALID_DIGEST for a malformed digest.
    */
+  /**
+   * A writer for content whose digest is not known yet (see NewBlobWriter): write, then
+   * `commit()` returns the digest it was stored under. Does I/O.
+   */
+  newBlob(): Promise<NewBlobWriter> {
+    return NewBlobWriter.create(this.#ingest, this.#blobs, this.root);
+  }
+
   blobPath(digest: Digest | string): string {
     const d = parseDigest(digest);
     return path.join(this.#blobs, digestAlgorithm(d), digestHex(d));
