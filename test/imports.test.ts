@@ -16,10 +16,13 @@ const order = [
   'progress',
   'reference',
   'oci',
+  'archive',
   'content',
   'image',
   'registry',
   'graph',
+  'layout',
+  'exporter',
   'verbs',
   'cli',
 ];
@@ -70,7 +73,9 @@ test('imports follow the pipeline and go through index.ts', async () => {
       }
       if (!target.endsWith(`${sep}index.ts`))
         problems.push(`${where}: import another folder through its index.ts`);
-      if (from !== '' && order.indexOf(to) > order.indexOf(from))
+      if (from !== '' && (!order.includes(from) || !order.includes(to)))
+        problems.push(`${where}: add ${order.includes(from) ? to : from} to the pipeline order`);
+      else if (from !== '' && order.indexOf(to) > order.indexOf(from))
         problems.push(`${where}: ${from} must not depend on ${to}`);
     }
   }

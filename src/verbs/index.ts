@@ -1,3 +1,5 @@
+export type { AppendOptions } from './append.ts';
+export { append } from './append.ts';
 export type { RegistryOptions, StoreOptions } from './context.ts';
 export type { ImageSummary, ImagesOptions } from './images.ts';
 export { images } from './images.ts';
