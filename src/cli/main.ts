@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { DrayError } from '../index.ts';
+import { registerAppend } from './commands/append.ts';
 import { registerImages } from './commands/images.ts';
 import { registerInspect } from './commands/inspect.ts';
 import { registerLogin } from './commands/login.ts';
@@ -78,6 +79,7 @@ export function createProgram(io: CliIO, exit: (code: number) => void): Command 
     registerPrune,
     registerLogin,
     registerMutate,
+    registerAppend,
   ]) {
     register(program, run);
   }
