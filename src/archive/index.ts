@@ -1,6 +1,10 @@
 /** archive: tar codec, compression, and (from other files) safe unpack and layer diffs. */
 
+export type { ApplyOptions, ApplyResult } from './apply.ts';
+export { applyLayer } from './apply.ts';
 export { compressStream, decompressStream, detectCompression } from './compression.ts';
+export type { FlattenOptions, IdMapping } from './flatten.ts';
+export { flattenLayers } from './flatten.ts';
 export { createParallelGzip, DEFAULT_GZIP_BLOCK, type ParallelGzipOptions } from './gzip-parallel.ts';
 export { normalizeName, readTar } from './tar-reader.ts';
 export { createTarWriter, encodeHeader, TarWriter, type TarWriterOptions } from './tar-writer.ts';
