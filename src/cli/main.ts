@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { DrayError } from '../index.ts';
 import { registerAppend } from './commands/append.ts';
+import { registerArchive } from './commands/archive.ts';
 import { registerImages } from './commands/images.ts';
 import { registerInspect } from './commands/inspect.ts';
 import { registerLogin } from './commands/login.ts';
@@ -80,6 +81,7 @@ export function createProgram(io: CliIO, exit: (code: number) => void): Command 
     registerLogin,
     registerMutate,
     registerAppend,
+    registerArchive,
   ]) {
     register(program, run);
   }
