@@ -102,20 +102,11 @@ export function compressStream(o: CompressionOptions = {}): Transform {
   }
 }
 
-let zstdThreads: boolean | undefined;
+// Single-threaded on purpose: with ZSTD_c_nbWorkers set, Node 24's zstd stream has been seen
+// to end early with no output for inputs over ~8 MiB written in 1 MiB chunks (then
+// ERR_STREAM_PUSH_AFTER_EOF). One thread does ~1 GB/s on incompressible data here anyway.
 function zstdOptions(level: number): ZstdOptions {
-  const params: Record<number, number> = { [constants.ZSTD_c_compressionLevel]: level };
-  if (zstdThreads === undefined) {
-    // node's bundled libzstd may be built without ZSTD_MULTITHREAD; then setting nbWorkers throws.
-    try {
-      createZstdCompress({ params: { ...params, [constants.ZSTD_c_nbWorkers]: 2 } }).destroy();
-      zstdThreads = true;
-    } catch {
-      zstdThreads = false;
-    }
-  }
-  if (zstdThreads) params[constants.ZSTD_c_nbWorkers] = 2;
-  return { params };
+  return { params: { [constants.ZSTD_c_compressionLevel]: level } };
 }
 
 function checkLevel(level: number, min: number, max: number, what: string): void {
