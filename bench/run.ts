@@ -20,8 +20,12 @@
  *         the same registry is a cross-repo mount, not an upload); skopeo's blob-location
  *         cache is deleted before each of its runs for the same reason.
  *
+ * Archive workloads (run-archive.ts): export, unpack (ext4 and tmpfs), save, layer; each
+ * against up to two anchors. The ratio is dray's median over each anchor's median; the
+ * "vs fastest" ratio is over the fastest anchor's.
+ *
  * Environment: BENCH_RUNS (5), BENCH_WARMUP (1), BENCH_ONLY=dray|anchor (default both),
- * BENCH_WORKLOADS=pull,push, BENCH_SETTLE_S, BENCH_SCRATCH (default bench/.cache/scratch),
+ * BENCH_WORKLOADS=pull,push,export,unpack,save,layer (default all), BENCH_SETTLE_S, BENCH_SCRATCH (default bench/.cache/scratch),
  * BENCH_KEEP=1 (keep scratch), BENCH_CACHE_DIR (fixture cache).
  * Results: a table on stdout and bench/results/<UTC date-time>.json.
  */
@@ -29,40 +33,29 @@ import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { arch, cpus, loadavg, release, totalmem } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { type Registry, startRegistry } from '../test/harness/registry.ts';
 import { runCommand, whichTool } from '../test/harness/tools.ts';
+import { Cleanup, CMD_TIMEOUT_MS, DRAY_BIN, intEnv, log, PROJECT, type Workload } from './common.ts';
 import { BENCH_DIR, CACHE_DIR, ensureBigFixture, pushBigFixture } from './fixtures.ts';
+import { ARCHIVE_WORKLOADS, archiveWorkloads } from './run-archive.ts';
 
-const PROJECT = resolve(BENCH_DIR, '..');
-const DRAY_BIN = join(PROJECT, 'bin', 'dray.js');
 const RUNS = intEnv('BENCH_RUNS', 5, 1, 50);
 const WARMUP = intEnv('BENCH_WARMUP', 1, 0, 5);
 const ONLY = process.env.BENCH_ONLY ?? 'both';
-const WORKLOADS = (process.env.BENCH_WORKLOADS ?? 'pull,push').split(',').filter(Boolean);
+const ALL_WORKLOADS = ['pull', 'push', ...ARCHIVE_WORKLOADS];
+const WORKLOADS = (process.env.BENCH_WORKLOADS ?? ALL_WORKLOADS.join(',')).split(',').filter(Boolean);
 const SCRATCH_ROOT = process.env.BENCH_SCRATCH ?? join(CACHE_DIR, 'scratch');
 const KEEP = process.env.BENCH_KEEP === '1';
 const SKOPEO_BLOB_CACHE = '/var/lib/containers/cache/blob-info-cache-v1.boltdb';
-const CMD_TIMEOUT_MS = 600_000;
-
-function intEnv(name: string, dflt: number, min: number, max: number): number {
-  const v = process.env[name];
-  if (v === undefined || v === '') return dflt;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min || n > max)
-    throw new Error(`${name} must be an integer in ${min}..${max}`);
-  return n;
-}
-
-const log = (s: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${s}\n`);
-
-type Tool = 'dray' | 'anchor';
 
 interface RunSample {
   wallS: number;
   timeS: number;
   peakRssMB: number;
   warmup: boolean;
+  /** Size of what the run wrote, when the workload measures it. */
+  outBytes?: number;
 }
 
 interface Side {
@@ -73,31 +66,20 @@ interface Side {
   minWallS?: number;
   maxWallS?: number;
   medianPeakRssMB?: number;
+  outBytes?: number;
 }
 
 interface WorkloadResult {
+  key: string;
   name: string;
   bytes: number;
   dray?: Side;
-  anchor?: Side;
-  ratio?: number;
-}
-
-/** A cleanup stack with the `after` shape the harness expects. */
-class Cleanup {
-  fns: Array<() => unknown> = [];
-  after(fn: () => unknown): void {
-    this.fns.push(fn);
-  }
-  async run(): Promise<void> {
-    for (const fn of this.fns.splice(0).reverse()) {
-      try {
-        await fn();
-      } catch (e) {
-        log(`cleanup: ${String(e)}`);
-      }
-    }
-  }
+  anchors: Side[];
+  /** dray median / each anchor's median, by anchor tool. */
+  ratios: Record<string, number>;
+  fastestAnchor?: string;
+  /** dray median / the fastest anchor's median. */
+  ratioVsFastest?: number;
 }
 
 function median(xs: number[]): number {
@@ -136,27 +118,21 @@ async function timed(cmd: string, args: string[], logFile: string, env?: Record<
   return { wallS, timeS: Number(e), peakRssMB: Number(m) / 1024 };
 }
 
-interface Workload {
-  name: string;
-  bytes: number;
-  /** Untimed, once before the series (both tools). */
-  setup?: (tool: Tool) => Promise<void>;
-  /** Untimed per-run preparation; returns the command to time. */
-  prepare: (tool: Tool, i: number) => Promise<{ cmd: string; args: string[]; env?: Record<string, string> }>;
-  /** Untimed check after a run. */
-  check?: (tool: Tool, i: number) => Promise<void>;
-  /** Untimed, after each run (e.g. stop the per-run registry). */
-  finish?: (tool: Tool, i: number) => Promise<void>;
-  describe: Record<Tool, string>;
-}
-
 async function main(): Promise<void> {
-  const tools: Tool[] = ONLY === 'dray' ? ['dray'] : ONLY === 'anchor' ? ['anchor'] : ['dray', 'anchor'];
   if (!['both', 'dray', 'anchor'].includes(ONLY)) throw new Error('BENCH_ONLY must be dray, anchor or both');
-  for (const w of WORKLOADS) if (!['pull', 'push'].includes(w)) throw new Error(`unknown workload ${w}`);
-  const missing = ['docker-registry', 'skopeo', 'tar', 'pigz', '/usr/bin/time'].filter((b) => !whichTool(b));
+  const runDray = ONLY !== 'anchor';
+  const runAnchors = ONLY !== 'dray';
+  for (const w of WORKLOADS) {
+    if (!ALL_WORKLOADS.includes(w))
+      throw new Error(`unknown workload ${w} (known: ${ALL_WORKLOADS.join(',')})`);
+  }
+  const needed = ['docker-registry', 'skopeo', 'tar', 'pigz', 'sh', '/usr/bin/time'];
+  if (runAnchors && ['export', 'unpack', 'save'].some((w) => WORKLOADS.includes(w))) {
+    needed.push('dockerd', 'docker', 'containerd', 'runc');
+  }
+  const missing = needed.filter((b) => !whichTool(b));
   if (missing.length > 0) throw new Error(`missing tools: ${missing.join(', ')}`);
-  if (tools.includes('dray') && !existsSync(DRAY_BIN)) {
+  if (runDray && !existsSync(DRAY_BIN)) {
     throw new Error(
       `${DRAY_BIN} not found: the dray CLI is not built yet. Run 'BENCH_ONLY=anchor npm run bench' to measure the anchors alone.`,
     );
@@ -217,11 +193,13 @@ async function main(): Promise<void> {
       const dir = join(scratch, 'pull');
       await mkdir(dir);
       workloads.push({
+        key: 'pull',
         name: 'pull big (registry -> local store)',
         bytes: fixture.compressedBytes,
+        tools: ['dray', 'skopeo'],
         describe: {
           dray: `dray --root <fresh> pull ${src}`,
-          anchor: `skopeo copy --src-tls-verify=false docker://${src} oci:<fresh>:latest`,
+          skopeo: `skopeo copy --src-tls-verify=false docker://${src} oci:<fresh>:latest`,
         },
         prepare: async (tool, i) =>
           tool === 'dray'
@@ -236,9 +214,10 @@ async function main(): Promise<void> {
                 ],
               },
         check: async (tool, i) => {
-          if (tool === 'anchor' && !existsSync(join(dir, `skopeo-${i}`, 'index.json'))) {
+          if (tool === 'skopeo' && !existsSync(join(dir, `skopeo-${i}`, 'index.json'))) {
             throw new Error('skopeo pull wrote no index.json');
           }
+          return undefined;
         },
       });
     }
@@ -249,11 +228,13 @@ async function main(): Promise<void> {
       let reg2: Registry | undefined;
       const target = () => `${reg2?.host}/bench/big:latest`;
       workloads.push({
+        key: 'push',
         name: 'push big (full upload, empty registry)',
         bytes: fixture.compressedBytes,
+        tools: ['dray', 'skopeo'],
         describe: {
           dray: 'dray --root <root with big> push REG2/bench/big:latest',
-          anchor: `skopeo copy --dest-tls-verify=false oci:<fixture>:latest docker://REG2/bench/big:latest`,
+          skopeo: `skopeo copy --dest-tls-verify=false oci:<fixture>:latest docker://REG2/bench/big:latest`,
         },
         setup: async (tool) => {
           if (tool === 'dray') {
@@ -292,6 +273,7 @@ async function main(): Promise<void> {
             },
           });
           if (res.status !== 200) throw new Error(`push check: manifest HEAD answered ${res.status}`);
+          return undefined;
         },
         finish: async () => {
           await reg2?.stop();
@@ -300,46 +282,80 @@ async function main(): Promise<void> {
       });
     }
 
+    if (ARCHIVE_WORKLOADS.some((w) => WORKLOADS.includes(w))) {
+      workloads.push(
+        ...(await archiveWorkloads({
+          selected: WORKLOADS,
+          dray: runDray,
+          anchors: runAnchors,
+          scratch,
+          cacheDir: CACHE_DIR,
+          cleanup,
+          reg,
+          src,
+          drayEnv,
+          fixture,
+          node,
+        })),
+      );
+    }
+
     const results: WorkloadResult[] = [];
     for (const w of workloads) {
       log(`== ${w.name}`);
-      const sides: Partial<Record<Tool, Side>> = {};
+      const tools = w.tools.filter((t) => (t === 'dray' ? runDray : runAnchors));
+      const sides = new Map<string, Side>();
       for (const tool of tools) {
-        sides[tool] = { tool: tool === 'dray' ? 'dray' : 'skopeo', command: w.describe[tool], samples: [] };
+        sides.set(tool, { tool, command: w.describe[tool] ?? tool, samples: [] });
         await w.setup?.(tool);
       }
       for (let i = 0; i < WARMUP + RUNS; i++) {
-        const order = i % 2 === 0 ? tools : [...tools].reverse();
+        // Alternate: rotate the order every iteration, reversed on odd ones, so that no
+        // tool always runs first or right after the same peer.
+        const rot = [...tools.slice(i % tools.length), ...tools.slice(0, i % tools.length)];
+        const order = i % 2 === 0 ? rot : rot.reverse();
         for (const tool of order) {
-          const side = sides[tool];
+          const side = sides.get(tool);
           if (side === undefined) continue;
           const { cmd, args, env } = await w.prepare(tool, i);
           try {
-            const r = await timed(cmd, args, join(scratch, `${w.name.split(' ')[0]}-${tool}-${i}.log`), env);
-            await w.check?.(tool, i);
+            const r = await timed(
+              cmd,
+              args,
+              join(scratch, `${w.key}-${tool.replace(/[^A-Za-z0-9]+/g, '_')}-${i}.log`),
+              env,
+            );
+            const outBytes = await w.check?.(tool, i);
             const warmup = i < WARMUP;
-            side.samples.push({ ...r, warmup });
+            side.samples.push({ ...r, warmup, ...(outBytes === undefined ? {} : { outBytes }) });
             log(
-              `  ${tool.padEnd(6)} run ${i + 1}${warmup ? ' (warm-up)' : ''}: ${r.wallS.toFixed(3)} s, ${r.peakRssMB.toFixed(1)} MB`,
+              `  ${tool.padEnd(18)} run ${i + 1}${warmup ? ' (warm-up)' : ''}: ${r.wallS.toFixed(3)} s, ${r.peakRssMB.toFixed(1)} MB`,
             );
           } finally {
             await w.finish?.(tool, i);
           }
         }
       }
-      const res: WorkloadResult = { name: w.name, bytes: w.bytes };
+      const res: WorkloadResult = { key: w.key, name: w.name, bytes: w.bytes, anchors: [], ratios: {} };
       for (const tool of tools) {
-        const side = sides[tool];
+        const side = sides.get(tool);
         if (side === undefined) continue;
         const timedRuns = side.samples.filter((s) => !s.warmup);
         side.medianWallS = median(timedRuns.map((s) => s.wallS));
         side.minWallS = Math.min(...timedRuns.map((s) => s.wallS));
         side.maxWallS = Math.max(...timedRuns.map((s) => s.wallS));
         side.medianPeakRssMB = median(timedRuns.map((s) => s.peakRssMB));
-        res[tool] = side;
+        const out = timedRuns.at(-1)?.outBytes;
+        if (out !== undefined) side.outBytes = out;
+        if (tool === 'dray') res.dray = side;
+        else res.anchors.push(side);
       }
-      if (res.dray?.medianWallS !== undefined && res.anchor?.medianWallS !== undefined) {
-        res.ratio = res.dray.medianWallS / res.anchor.medianWallS;
+      const fastest = [...res.anchors].sort((x, y) => (x.medianWallS ?? 0) - (y.medianWallS ?? 0))[0];
+      if (fastest !== undefined) res.fastestAnchor = fastest.tool;
+      const d = res.dray?.medianWallS;
+      if (d !== undefined) {
+        for (const an of res.anchors) if (an.medianWallS) res.ratios[an.tool] = d / an.medianWallS;
+        if (fastest?.medianWallS) res.ratioVsFastest = d / fastest.medianWallS;
       }
       results.push(res);
     }
@@ -349,7 +365,14 @@ async function main(): Promise<void> {
     await mkdir(resultsDir, { recursive: true });
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
     const out = join(resultsDir, `${stamp}.json`);
-    const skopeoVersion = (await runCommand('skopeo', ['--version'])).stdout.trim();
+    const firstLine = async (cmd: string, args: string[]) => {
+      const r = await runCommand(cmd, args).catch(() => undefined);
+      return `${r?.stdout ?? ''}${r?.stderr ?? ''}`.trim().split('\n')[0] ?? '';
+    };
+    const skopeoVersion = await firstLine('skopeo', ['--version']);
+    const dockerVersion = await firstLine('dockerd', ['--version']);
+    const tarVersion = await firstLine('tar', ['--version']);
+    const pigzVersion = await firstLine('pigz', ['--version']);
     await writeFile(
       out,
       `${JSON.stringify(
@@ -364,7 +387,7 @@ async function main(): Promise<void> {
             arch: arch(),
           },
           node: process.version,
-          anchors: { skopeo: skopeoVersion },
+          anchors: { skopeo: skopeoVersion, docker: dockerVersion, tar: tarVersion, pigz: pigzVersion },
           method: {
             runs: RUNS,
             warmup: WARMUP,
@@ -394,33 +417,47 @@ async function main(): Promise<void> {
 
 function printTable(results: WorkloadResult[]): void {
   const f = (n: number | undefined, d = 3) => (n === undefined || Number.isNaN(n) ? '-' : n.toFixed(d));
+  const rate = (bytes: number, s: Side | undefined) =>
+    s?.medianWallS ? f(bytes / 1e6 / s.medianWallS, 0) : '-';
   const rows = [
     [
       'workload',
+      'anchor',
       'dray median s',
-      'anchor median s',
+      'anchor median s (min-max)',
       'dray/anchor',
-      'dray peak RSS MB',
-      'anchor peak RSS MB',
+      'dray RSS MB',
+      'anchor RSS MB',
+      'dray MB/s',
       'anchor MB/s',
     ],
   ];
   for (const r of results) {
-    rows.push([
-      r.name,
-      f(r.dray?.medianWallS),
-      r.anchor ? `${f(r.anchor.medianWallS)} (${f(r.anchor.minWallS)}-${f(r.anchor.maxWallS)})` : '-',
-      f(r.ratio, 2),
-      f(r.dray?.medianPeakRssMB, 1),
-      f(r.anchor?.medianPeakRssMB, 1),
-      r.anchor?.medianWallS ? f(r.bytes / 1e6 / r.anchor.medianWallS, 0) : '-',
-    ]);
+    const pairs: Array<Side | undefined> = r.anchors.length > 0 ? r.anchors : [undefined];
+    for (const a of pairs) {
+      const fastest = a !== undefined && r.anchors.length > 1 && a.tool === r.fastestAnchor ? ' *' : '';
+      rows.push([
+        r.name,
+        a ? `${a.tool}${fastest}` : '-',
+        r.dray ? `${f(r.dray.medianWallS)} (${f(r.dray.minWallS)}-${f(r.dray.maxWallS)})` : '-',
+        a ? `${f(a.medianWallS)} (${f(a.minWallS)}-${f(a.maxWallS)})` : '-',
+        a ? f(r.ratios[a.tool], 2) : '-',
+        f(r.dray?.medianPeakRssMB, 1),
+        f(a?.medianPeakRssMB, 1),
+        rate(r.bytes, r.dray),
+        rate(r.bytes, a),
+      ]);
+    }
   }
   const widths = rows[0]?.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length))) ?? [];
   for (const [i, r] of rows.entries()) {
     process.stdout.write(`${r.map((cell, c) => cell.padEnd(widths[c] ?? 0)).join(' | ')}\n`);
     if (i === 0) process.stdout.write(`${widths.map((w) => '-'.repeat(w)).join('-|-')}\n`);
   }
+  if (results.some((r) => r.anchors.length > 1))
+    process.stdout.write(
+      '* = the fastest anchor of the workload (the target: dray/anchor <= 1.0 against it)\n',
+    );
 }
 
 try {
