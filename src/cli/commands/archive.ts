@@ -46,6 +46,7 @@ export function saveOptions(ctx: CliContext, flags: SaveFlags): Parameters<typeo
 export interface LoadFlags {
   input?: string;
   quiet?: boolean;
+  tag?: string;
 }
 
 export interface ExportFlags {
@@ -71,9 +72,14 @@ export function registerArchive(program: Command, run: Run): void {
     .description('Load images from a tar archive (docker save or OCI), from stdin by default')
     .option('-i, --input <file>', 'read from a file instead of stdin')
     .option('-q, --quiet', 'suppress the load output')
+    .option('-t, --tag <name>', 'from a multi-image archive, load only the image with this name')
     .action((flags: LoadFlags) =>
       run(async (ctx) => {
-        const r = await load(flags.input ?? ctx.io.stdin, { root: ctx.env.root, ...signalOf(ctx) });
+        const r = await load(flags.input ?? ctx.io.stdin, {
+          root: ctx.env.root,
+          ...(flags.tag ? { tag: flags.tag } : {}),
+          ...signalOf(ctx),
+        });
         if (flags.quiet) return;
         for (const n of r.names) ctx.print(`Loaded image: ${familiarString(normalizeReference(n))}`);
         if (r.names.length === 0) for (const d of r.images) ctx.print(`Loaded image ID: ${d.digest}`);
