@@ -1,6 +1,7 @@
 import { ContentStore } from '../content/index.ts';
 import { DrayError } from '../errors.ts';
 import { ImageStore } from '../image/index.ts';
+import { normalizeReference, referenceString } from '../reference/index.ts';
 import {
   type Authenticator,
   type CredentialStore,
@@ -60,4 +61,13 @@ export function registryClientFor(o: RegistryOptions = {}): {
     ...(o.concurrency ? { concurrency: o.concurrency } : {}),
   });
   return { client, dispose: () => client.close() };
+}
+
+/**
+ * The image-store name for what a user typed: a full normalised reference, or — for images
+ * stored without a name (a `docker save` of an untagged image) — their root digest as is.
+ */
+export function localName(input: string): string {
+  if (/^sha256:[a-f0-9]{64}$/.test(input)) return input;
+  return referenceString(normalizeReference(input));
 }

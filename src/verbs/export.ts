@@ -4,7 +4,7 @@ import { resolveExporter } from '../exporter/index.ts';
 import { type Platform, parsePlatform } from '../oci/index.ts';
 import type { RunOptions } from '../progress/index.ts';
 import { normalizeReference, referenceString } from '../reference/index.ts';
-import { openStores, type StoreOptions } from './context.ts';
+import { localName, openStores, type StoreOptions } from './context.ts';
 
 export interface ExportImageOptions extends RunOptions, StoreOptions {
   /** A file path (written atomically) or a stream (stdout). */
@@ -28,7 +28,7 @@ function platformsOf(p: ExportImageOptions['platform']): Platform[] | 'all' | un
 export async function exportImage(image: string, o: ExportImageOptions): Promise<void> {
   throwIfAborted(o.signal);
   const { content, images } = await openStores(o);
-  const root = await images.resolve(referenceString(normalizeReference(image)));
+  const root = await images.resolve(localName(image));
   const platforms = platformsOf(o.platform);
   const dest =
     typeof o.output === 'string'
@@ -52,7 +52,7 @@ export interface UnpackOptions extends RunOptions, StoreOptions {
 export async function unpack(image: string, dir: string, o: UnpackOptions): Promise<void> {
   throwIfAborted(o.signal);
   const { content, images } = await openStores(o);
-  const root = await images.resolve(referenceString(normalizeReference(image)));
+  const root = await images.resolve(localName(image));
   const platforms = platformsOf(o.platform);
   await resolveExporter({ type: 'local', dest: dir, ...(platforms ? { platforms } : {}) }).export(
     { source: content, root },

@@ -28,7 +28,8 @@ export async function images(o: ImagesOptions): Promise<ImageSummary[]> {
   const { content, images: store } = await openStores(o);
   const out: ImageSummary[] = [];
   for (const record of await store.list()) {
-    const ref = normalizeReference(record.name);
+    // Images loaded without a name are stored under their digest: docker's <none>:<none>.
+    const ref = record.name.startsWith('sha256:') ? undefined : normalizeReference(record.name);
     let size = 0;
     let created: string | undefined;
     try {
@@ -40,8 +41,8 @@ export async function images(o: ImagesOptions): Promise<ImageSummary[]> {
     }
     out.push({
       name: record.name,
-      repository: familiarName(ref),
-      tag: ref.tag ?? '<none>',
+      repository: ref ? familiarName(ref) : '<none>',
+      tag: ref?.tag ?? '<none>',
       digest: record.target.digest,
       descriptor: record.target,
       size,

@@ -9,7 +9,13 @@ import {
 } from '../oci/index.ts';
 import type { RunOptions } from '../progress/index.ts';
 import { normalizeReference, referenceString } from '../reference/index.ts';
-import { openStores, type RegistryOptions, registryClientFor, type StoreOptions } from './context.ts';
+import {
+  localName,
+  openStores,
+  type RegistryOptions,
+  registryClientFor,
+  type StoreOptions,
+} from './context.ts';
 import { resolveImage } from './resolve.ts';
 
 export interface InspectOptions extends RunOptions, StoreOptions {
@@ -38,11 +44,11 @@ export interface ImageInspect {
  */
 export async function inspect(name: string, o: InspectOptions): Promise<ImageInspect> {
   throwIfAborted(o.signal);
-  const ref = normalizeReference(name);
-  const full = referenceString(ref);
   const platform = typeof o.platform === 'string' ? parsePlatform(o.platform) : o.platform;
   const common = { ...(o.signal ? { signal: o.signal } : {}), ...(platform ? { platform } : {}) };
   if (o.remote) {
+    const ref = normalizeReference(name);
+    const full = referenceString(ref);
     const { client, dispose } = registryClientFor(o.registry);
     try {
       const repo = client.repository(ref);
@@ -53,6 +59,7 @@ export async function inspect(name: string, o: InspectOptions): Promise<ImageIns
     }
   }
   const { content, images } = await openStores(o);
+  const full = localName(name);
   const root = await images.resolve(full);
   return shape(full, await resolveImage(content, root, { ...common, has: (d) => content.has(d) }));
 }

@@ -50,6 +50,9 @@ export async function load(input: string | Readable, o: LoadOptions): Promise<Lo
       for (const img of chosen) {
         await copyGraph(archive, content, img.manifest, run);
         for (const name of img.names) await images.tag(name, img.manifest);
+        // An untagged image is kept under its digest, so `dray images` lists it and
+        // `dray tag <digest> name` can name it (docker keeps it as <none>:<none>).
+        if (img.names.length === 0) await images.tag(img.manifest.digest, img.manifest);
         result.names.push(...img.names);
         result.images.push(img.manifest);
       }
@@ -65,6 +68,8 @@ export async function load(input: string | Readable, o: LoadOptions): Promise<Lo
         if (name && name.includes('/')) {
           await images.tag(name, m);
           result.names.push(name);
+        } else {
+          await images.tag(m.digest, m);
         }
       }
       return result;

@@ -3,7 +3,7 @@ import { type ConfigChanges, mutateImageConfig, writeImage } from '../image/inde
 import { type Descriptor, MediaTypes } from '../oci/index.ts';
 import type { RunOptions } from '../progress/index.ts';
 import { normalizeReference, referenceString } from '../reference/index.ts';
-import { openStores, type StoreOptions } from './context.ts';
+import { localName, openStores, type StoreOptions } from './context.ts';
 import { resolveImage } from './resolve.ts';
 
 export interface MutateOptions extends RunOptions, StoreOptions {
@@ -24,8 +24,8 @@ export async function mutate(
   o: MutateOptions,
 ): Promise<{ name: string; descriptor: Descriptor }> {
   throwIfAborted(o.signal);
-  const source = referenceString(normalizeReference(image));
-  const name = referenceString(normalizeReference(o.tag ?? image));
+  const source = localName(image);
+  const name = localName(o.tag ?? image);
   const { content, images } = await openStores(o);
   const img = await resolveImage(content, await images.resolve(source), { ...o, has: (d) => content.has(d) });
   const descriptor = await writeImage(

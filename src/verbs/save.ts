@@ -5,7 +5,7 @@ import { writeDockerArchive, writeOciArchive } from '../layout/index.ts';
 import { type Descriptor, type Platform, parsePlatform } from '../oci/index.ts';
 import { oneOff, type RunOptions } from '../progress/index.ts';
 import { normalizeReference, referenceString } from '../reference/index.ts';
-import { openStores, type StoreOptions } from './context.ts';
+import { localName, openStores, type StoreOptions } from './context.ts';
 
 export interface SaveOptions extends RunOptions, StoreOptions {
   /** 'docker' (default; Docker 25's combined layout, so OCI tools read it too) or 'oci'. */
@@ -30,7 +30,7 @@ export async function save(names: readonly string[], o: SaveOptions): Promise<vo
   const platform = typeof o.platform === 'string' ? parsePlatform(o.platform) : o.platform;
   const byDigest = new Map<string, { names: string[]; root: Descriptor }>();
   for (const n of names) {
-    const name = referenceString(normalizeReference(n));
+    const name = localName(n);
     const root = await images.resolve(name);
     const entry = byDigest.get(root.digest) ?? { names: [], root };
     entry.names.push(name);

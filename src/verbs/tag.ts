@@ -2,7 +2,7 @@ import { DrayError, throwIfAborted } from '../errors.ts';
 import type { Descriptor } from '../oci/index.ts';
 import type { RunOptions } from '../progress/index.ts';
 import { normalizeReference, referenceString } from '../reference/index.ts';
-import { openStores, type StoreOptions } from './context.ts';
+import { localName, openStores, type StoreOptions } from './context.ts';
 import { deleteUnreferenced } from './prune.ts';
 import { reachable } from './walk.ts';
 
@@ -18,7 +18,7 @@ export async function tag(
   o: TagOptions,
 ): Promise<{ name: string; descriptor: Descriptor }> {
   throwIfAborted(o.signal);
-  const from = referenceString(normalizeReference(source));
+  const from = localName(source);
   const to = normalizeReference(target);
   if (to.digest) {
     throw new DrayError(
@@ -45,7 +45,7 @@ export interface RemoveImageResult {
  */
 export async function removeImage(name: string, o: TagOptions): Promise<RemoveImageResult> {
   throwIfAborted(o.signal);
-  const full = referenceString(normalizeReference(name));
+  const full = localName(name);
   const stores = await openStores(o);
   const record = await stores.images.remove(full);
   const mine = new Set<string>((await reachable(stores.content, record.target, o)).map((d) => d.digest));

@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
@@ -389,4 +390,22 @@ test('save of an image with zstd layers: refused in docker format, fine in oci f
   const back = await drayDirs(t);
   assert.equal(await cliOk(['load', '-i', oci], back), 'Loaded image: local/zstd:1\n');
   await assertImageValid(back.root, (await inspect('local/zstd:1', { root: back.root })).Descriptor);
+});
+
+test('an untagged image (hello-world-v25) is kept under its digest: listed as <none>, taggable, removable', async (t) => {
+  const work = await mkdtemp(join(tmpdir(), 'dray-unnamed-'));
+  t.after(() => rm(work, { recursive: true, force: true }));
+  const o = { root: join(work, 'root'), config: join(work, 'config') };
+  const loaded = await runCli(['load', '-i', fixture('hello-world-v25.tar')], o);
+  assert.equal(loaded.code, 0, loaded.stderr);
+  const id = /Loaded image ID: (sha256:[a-f0-9]{64})/.exec(loaded.stdout)?.[1];
+  assert.ok(id, loaded.stdout);
+  const listed = await runCli(['images'], o);
+  assert.match(listed.stdout, /^<none>\s+<none>\s+[a-f0-9]{12}\s/m);
+  assert.equal((await runCli(['inspect', id], o)).code, 0);
+  assert.equal((await runCli(['tag', id, 'local/hello:1'], o)).code, 0);
+  assert.equal((await runCli(['rmi', id], o)).code, 0);
+  const after = await runCli(['images'], o);
+  assert.doesNotMatch(after.stdout, /<none>/);
+  assert.match(after.stdout, /local\/hello\s+1\s/);
 });
