@@ -401,12 +401,17 @@ test('newBlob: content whose digest is known only at the end is committed under 
   const again = await s.newBlob();
   await pipeline(generated(21, 3 * 1024 * 1024 + 17), again);
   assert.equal((await again.commit()).digest, expected);
-  const leftovers = (await fs.readdir(path.join(root, 'content', 'ingest'))).filter((n) => n.startsWith('new-'));
+  const leftovers = (await fs.readdir(path.join(root, 'content', 'ingest'))).filter((n) =>
+    n.startsWith('new-'),
+  );
   assert.deepEqual(leftovers, []);
   // Aborted: nothing visible, nothing left.
   const dropped = await s.newBlob();
   dropped.write(Buffer.from('partial'));
   await dropped.abort();
-  assert.deepEqual((await fs.readdir(path.join(root, 'content', 'ingest'))).filter((n) => n.startsWith('new-')), []);
+  assert.deepEqual(
+    (await fs.readdir(path.join(root, 'content', 'ingest'))).filter((n) => n.startsWith('new-')),
+    [],
+  );
   assert.equal(await s.has({ digest: digestOf('partial') }), false);
 });

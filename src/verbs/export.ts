@@ -3,7 +3,6 @@ import { throwIfAborted } from '../errors.ts';
 import { resolveExporter } from '../exporter/index.ts';
 import { type Platform, parsePlatform } from '../oci/index.ts';
 import type { RunOptions } from '../progress/index.ts';
-import { normalizeReference, referenceString } from '../reference/index.ts';
 import { localName, openStores, type StoreOptions } from './context.ts';
 
 export interface ExportImageOptions extends RunOptions, StoreOptions {

@@ -65,7 +65,7 @@ export async function load(input: string | Readable, o: LoadOptions): Promise<Lo
         const name =
           m.annotations?.['io.containerd.image.name'] ?? m.annotations?.['org.opencontainers.image.ref.name'];
         result.images.push(m);
-        if (name && name.includes('/')) {
+        if (name?.includes('/')) {
           await images.tag(name, m);
           result.names.push(name);
         } else {

@@ -2,7 +2,6 @@ import { throwIfAborted } from '../errors.ts';
 import { type ConfigChanges, mutateImageConfig, writeImage } from '../image/index.ts';
 import { type Descriptor, MediaTypes } from '../oci/index.ts';
 import type { RunOptions } from '../progress/index.ts';
-import { normalizeReference, referenceString } from '../reference/index.ts';
 import { localName, openStores, type StoreOptions } from './context.ts';
 import { resolveImage } from './resolve.ts';
 

@@ -4,7 +4,6 @@ import { writeToDestination } from '../exporter/index.ts';
 import { writeDockerArchive, writeOciArchive } from '../layout/index.ts';
 import { type Descriptor, type Platform, parsePlatform } from '../oci/index.ts';
 import { oneOff, type RunOptions } from '../progress/index.ts';
-import { normalizeReference, referenceString } from '../reference/index.ts';
 import { localName, openStores, type StoreOptions } from './context.ts';
 
 export interface SaveOptions extends RunOptions, StoreOptions {
