@@ -44,13 +44,15 @@ export interface ApplyOptions extends RunOptions {
   privileged?: boolean;
   /** Set extended attributes (needs `setfattr`, package `attr`). Default true. */
   xattrs?: boolean;
+  /** Compute the diffID (default true). */
+  diffId?: boolean;
   /** Called for what was skipped or could not be set (device nodes when unprivileged, unsupported xattrs). */
   onWarning?: (message: string) => void;
 }
 
 export interface ApplyResult {
-  /** sha256 of the uncompressed tar stream: the layer's diffID. */
-  diffId: Digest;
+  /** sha256 of the uncompressed tar stream: the layer's diffID (absent with `diffId: false`). */
+  diffId?: Digest;
   /** Bytes of the uncompressed tar stream. */
   size: number;
   /** Tar entries read (whiteouts included). */
@@ -96,12 +98,14 @@ export async function applyLayer(root: string, layer: Readable, o: ApplyOptions 
     });
   }
   const input = await decompressStream(layer, o);
-  const hash = createHash('sha256');
+  // The diffID costs a sha256 pass over the whole uncompressed layer; callers that do not
+  // need it (unpacking content already verified by digest) skip it.
+  const hash = o.diffId === false ? undefined : createHash('sha256');
   let size = 0;
   const tap = new Transform({
     highWaterMark: 1 << 20,
     transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
-      hash.update(chunk);
+      hash?.update(chunk);
       size += chunk.length;
       cb(null, chunk);
     },
@@ -120,7 +124,7 @@ export async function applyLayer(root: string, layer: Readable, o: ApplyOptions 
     input.destroy();
     throw err;
   }
-  return { diffId: `sha256:${hash.digest('hex')}` as Digest, size, entries };
+  return { ...(hash ? { diffId: `sha256:${hash.digest('hex')}` as Digest } : {}), size, entries };
 }
 
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;

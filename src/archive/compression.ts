@@ -40,7 +40,10 @@ export async function decompressStream(input: Readable, o: RunOptions = {}): Pro
   const { prefix, stream } = await peek(input, 4, o.signal);
   const kind = detectCompression(prefix);
   if (kind === 'none') return stream;
-  const decoder = kind === 'gzip' ? createGunzip() : createZstdDecompress();
+  // 1 MiB output chunks instead of zlib's 16 KiB: a sixty-fourth of the callbacks and stream
+  // hops for the same bytes (decompression was a large share of unpack and export time).
+  const decoder =
+    kind === 'gzip' ? createGunzip({ chunkSize: 1 << 20 }) : createZstdDecompress({ chunkSize: 1 << 20 });
   const out = new PassThrough();
   let failed = false;
   const fail = (err: Error) => {

@@ -196,7 +196,9 @@ async function exportLocal(o: Options<'local'>, input: ExportInput, run: RunOpti
     for (const img of imgs) {
       const dir = split ? join(o.dest, platformDirName(img.platform)) : o.dest;
       await mkdir(dir, { recursive: true });
-      for (const l of img.manifest.layers) await applyLayer(dir, await input.source.open(l, run), run);
+      for (const l of img.manifest.layers) {
+        await applyLayer(dir, await input.source.open(l, run), { ...run, diffId: false });
+      }
     }
   } catch (e) {
     done(e as Error);
