@@ -4,7 +4,7 @@
 // next pull completes.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
@@ -113,9 +113,21 @@ test('a pull killed with SIGKILL mid-blob leaves a consistent store; the next pu
     { timeoutMs: 30_000 },
   );
   // Let the bytes already forwarded land in the ingest file.
-  await waitFor('a partial ingest on disk', async () => (await ingestEntries(root)).length > 0, {
-    timeoutMs: 5000,
-  });
+  // (the big layer's own ingest, with some data in it: the resume below must have bytes to
+  // resume from, or the test would only show a restart)
+  await waitFor(
+    'a partial ingest of the big layer on disk',
+    async () => {
+      for (const e of await ingestEntries(root)) {
+        const ref = await readFile(join(root, 'content', 'ingest', e, 'ref'), 'utf8').catch(() => '');
+        if (!ref.endsWith(bigLayer.digest)) continue;
+        const st = await stat(join(root, 'content', 'ingest', e, 'data')).catch(() => undefined);
+        if (st && st.size >= MB) return true;
+      }
+      return false;
+    },
+    { timeoutMs: 10_000 },
+  );
   child.kill('SIGKILL');
   assert.equal((await waitExit(child)).signal, 'SIGKILL');
 
