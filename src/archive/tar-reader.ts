@@ -2,6 +2,7 @@ import { Readable } from 'node:stream';
 import { abortError, DrayError } from '../errors.ts';
 import type { RunOptions } from '../progress/index.ts';
 import type { TarEntry, TarEntryType, TarHeader } from './types.ts';
+import { PAX_HEADER_KEYS } from './types.ts';
 
 /**
  * Streaming tar reader: ustar, GNU (`L`/`K` long names, base-256 numbers, GNU atime/ctime),
@@ -14,19 +15,6 @@ const BLOCK = 512;
 const MAX_SPECIAL = 1024 * 1024;
 const EMPTY = Buffer.alloc(0);
 
-/** Pax keys the reader maps onto TarHeader fields; everything else lands in `pax`. */
-const PAX_KNOWN = new Set([
-  'path',
-  'linkpath',
-  'size',
-  'uid',
-  'gid',
-  'uname',
-  'gname',
-  'mtime',
-  'atime',
-  'ctime',
-]);
 const SCHILY_XATTR = 'SCHILY.xattr.';
 const LIBARCHIVE_XATTR = 'LIBARCHIVE.xattr.';
 
@@ -226,7 +214,7 @@ function buildEntry(
   const records = new Map(globals);
   if (local) {
     for (const [k, v] of local) {
-      if (v.length === 0 && PAX_KNOWN.has(k)) records.delete(k);
+      if (v.length === 0 && PAX_HEADER_KEYS.has(k)) records.delete(k);
       else records.set(k, v);
     }
   }

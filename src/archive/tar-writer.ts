@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import { abortError, DrayError } from '../errors.ts';
 import type { TarEntryType, TarHeader } from './types.ts';
+import { PAX_HEADER_KEYS } from './types.ts';
 
 /**
  * Deterministic tar writer: ustar headers, with a pax extended header (`x`) only when a
@@ -23,20 +24,6 @@ const TYPEFLAG: Record<TarEntryType, string> = {
   directory: '5',
   fifo: '6',
 };
-
-/** Pax keys the writer derives from header fields; `header.pax` must not set them. */
-const MANAGED = new Set([
-  'path',
-  'linkpath',
-  'size',
-  'uid',
-  'gid',
-  'uname',
-  'gname',
-  'mtime',
-  'atime',
-  'ctime',
-]);
 
 export interface TarWriterOptions {
   signal?: AbortSignal;
@@ -269,7 +256,7 @@ export function encodeHeader(h: TarHeader, preciseTimes = false): Buffer[] {
   if (h.pax && h.pax.size > 0) {
     const keys = [...h.pax.keys()].sort(byBytes);
     for (const k of keys) {
-      if (MANAGED.has(k) || k.startsWith('SCHILY.xattr.')) {
+      if (PAX_HEADER_KEYS.has(k) || k.startsWith('SCHILY.xattr.')) {
         throw badArg(
           `${what}: pax record ${JSON.stringify(k)} is derived from the header; set the field instead`,
         );

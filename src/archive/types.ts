@@ -56,3 +56,20 @@ export interface CompressionOptions {
   /** gzip 0–9 (default 6); zstd 1–22 (default 3). */
   level?: number;
 }
+
+/**
+ * Pax keys that map onto TarHeader fields: the reader turns them into fields (everything
+ * else lands in `pax`), and the writer derives them from fields (`header.pax` must not set them).
+ */
+export const PAX_HEADER_KEYS: ReadonlySet<string> = new Set([
+  'path',
+  'linkpath',
+  'size',
+  'uid',
+  'gid',
+  'uname',
+  'gname',
+  'mtime',
+  'atime',
+  'ctime',
+]);

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { lstatSync, readlinkSync } from 'node:fs';
+import { type BigIntStats, lstatSync, readlinkSync } from 'node:fs';
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DrayError, throwIfAborted } from '../errors.ts';
@@ -58,25 +58,8 @@ const kinds = new Map<number, FileKind>([
  * @throws the fs error (ENOENT…) unchanged, so callers can tell "absent" from a failure.
  */
 export async function statFile(path: string): Promise<FileMeta> {
-  const st = await lstat(path, { bigint: true });
-  const kind = kinds.get(Number(st.mode) & S_IFMT);
-  if (kind === undefined) {
-    throw new DrayError('DRAY_INVALID_ARGUMENT', `${path}: unsupported file type ${st.mode.toString(8)}`);
-  }
-  const meta: FileMeta = {
-    path,
-    kind,
-    mode: Number(st.mode) & 0o7777,
-    uid: Number(st.uid),
-    gid: Number(st.gid),
-    size: kind === 'file' ? Number(st.size) : 0,
-    mtimeNs: st.mtimeNs,
-    dev: st.dev,
-    ino: st.ino,
-    nlink: Number(st.nlink),
-    rdev: st.rdev,
-  };
-  if (kind === 'symlink') meta.linkname = await readlink(path);
+  const meta = metaOf(path, await lstat(path, { bigint: true }));
+  if (meta.kind === 'symlink') meta.linkname = await readlink(path);
   return meta;
 }
 
@@ -132,12 +115,18 @@ export async function statChildren(dir: string, names: readonly string[]): Promi
 }
 
 function statFileSync(path: string): FileMeta {
-  const st = lstatSync(path, { bigint: true });
+  const meta = metaOf(path, lstatSync(path, { bigint: true }));
+  if (meta.kind === 'symlink') meta.linkname = readlinkSync(path);
+  return meta;
+}
+
+/** FileMeta from an lstat result (the link target is the caller's, sync or async). */
+function metaOf(path: string, st: BigIntStats): FileMeta {
   const kind = kinds.get(Number(st.mode) & S_IFMT);
   if (kind === undefined) {
     throw new DrayError('DRAY_INVALID_ARGUMENT', `${path}: unsupported file type ${st.mode.toString(8)}`);
   }
-  const meta: FileMeta = {
+  return {
     path,
     kind,
     mode: Number(st.mode) & 0o7777,
@@ -150,8 +139,6 @@ function statFileSync(path: string): FileMeta {
     nlink: Number(st.nlink),
     rdev: st.rdev,
   };
-  if (kind === 'symlink') meta.linkname = readlinkSync(path);
-  return meta;
 }
 
 /** Extended attributes of a set of files, keyed by absolute path; files without any are absent. */

@@ -4,6 +4,8 @@
  * The conformance suite `blobTargetSuite` lives in `./testsuite.ts` and is imported by tests
  * directly, so the library never loads `node:test`.
  */
+
+export { type OpenBlobFileOptions, openBlobFile } from './blob-file.ts';
 export type { IngestWriter } from './ingest.ts';
 export type { FileLock, LockOptions } from './lock.ts';
 export { acquireLock, DEFAULT_LOCK_STALE_MS, tryLock } from './lock.ts';

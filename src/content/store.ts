@@ -9,6 +9,7 @@ import { Digester, digestAlgorithm, digestHex, isDigest, parseDigest } from '../
 import { abortError, DrayError, isDrayError, throwIfAborted } from '../errors.ts';
 import type { BlobSource, BlobTarget, Descriptor } from '../oci/index.ts';
 import type { RunOptions } from '../progress/index.ts';
+import { openBlobFile } from './blob-file.ts';
 import { errnoCode, storeError } from './fs-errors.ts';
 import type { IngestWriter } from './ingest.ts';
 import { ExistingBlobWriter, LiveIngestWriter, removeIngestDir } from './ingest.ts';
@@ -209,54 +210,11 @@ export class ContentStore implements BlobSource, BlobTarget {
     d: Descriptor | { digest: Digest; size?: number },
     o: RunOptions & { offset?: number } = {},
   ): Promise<Readable> {
-    throwIfAborted(o.signal, `reading blob ${d.digest}`);
-    const p = this.blobPath(d.digest);
-    let fh: fs.FileHandle;
-    try {
-      // O_NOFOLLOW: a symlink planted under blobs/ must not make us read another file.
-      fh = await fs.open(p, fsc.O_RDONLY | fsc.O_NOFOLLOW);
-    } catch (e) {
-      const code = errnoCode(e);
-      if (code === 'ENOENT')
-        throw new DrayError('DRAY_BLOB_UNKNOWN', `blob unknown: ${d.digest}`, { cause: e });
-      if (code === 'ELOOP') {
-        throw new DrayError('DRAY_STORE', `refusing to read blob ${d.digest}: ${p} is a symlink`, {
-          cause: e,
-          hint: 'the content store was modified outside dray; delete the file and pull again',
-        });
-      }
-      throw storeError(e, `cannot open blob ${d.digest}`, this.root);
-    }
-    try {
-      const st = await fh.stat();
-      if (!st.isFile()) {
-        throw new DrayError('DRAY_STORE', `refusing to read blob ${d.digest}: ${p} is not a regular file`, {
-          hint: 'the content store was modified outside dray; delete the entry and pull again',
-        });
-      }
-      if (d.size !== undefined && d.size !== st.size) {
-        throw new DrayError(
-          'DRAY_SIZE_MISMATCH',
-          `blob ${d.digest}: stored size ${st.size} does not match the descriptor's ${d.size}`,
-        );
-      }
-      const offset = o.offset ?? 0;
-      if (!Number.isSafeInteger(offset) || offset < 0 || offset > st.size) {
-        throw new DrayError(
-          'DRAY_INVALID_ARGUMENT',
-          `blob ${d.digest}: offset ${offset} outside 0..${st.size}`,
-        );
-      }
-      return fh.createReadStream({
-        start: offset,
-        highWaterMark: READ_CHUNK,
-        autoClose: true,
-        ...(o.signal ? { signal: o.signal } : {}),
-      });
-    } catch (e) {
-      await fh.close();
-      throw e;
-    }
+    return openBlobFile(this.blobPath(d.digest), d, {
+      ...o,
+      tamperedHint: 'the content store was modified outside dray; delete the entry and pull again',
+      wrap: (e, what) => storeError(e, what, this.root),
+    });
   }
 
   /**

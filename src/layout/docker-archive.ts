@@ -541,18 +541,6 @@ class OpenDockerArchive implements DockerArchive {
     throwIfAborted(o.signal, `reading blob ${d.digest}`);
     const doc = this.#docs.get(d.digest);
     if (doc) return Readable.from([doc.subarray(o.offset ?? 0)]);
-    const e = this.#blobs.get(d.digest);
-    if (!e)
-      throw new DrayError(
-        'DRAY_BLOB_UNKNOWN',
-        `blob unknown: ${d.digest} is not in docker archive ${this.file}`,
-      );
-    if (e.size !== d.size) {
-      throw new DrayError(
-        'DRAY_SIZE_MISMATCH',
-        `blob ${d.digest} in ${this.file}: ${e.size} bytes, descriptor says ${d.size}`,
-      );
-    }
-    return this.#tar.open(e, o);
+    return this.#tar.openBlob(this.#blobs.get(d.digest), d, `docker archive ${this.file}`, o);
   }
 }

@@ -149,19 +149,7 @@ export class OciArchive implements BlobSource, RefStore {
 
   async open(d: Descriptor, o: RunOptions & { offset?: number } = {}): Promise<Readable> {
     throwIfAborted(o.signal, `reading blob ${d.digest}`);
-    const e = this.#tar.lookup(blobPathOf(d));
-    if (!e)
-      throw new DrayError(
-        'DRAY_BLOB_UNKNOWN',
-        `blob unknown: ${d.digest} is not in OCI archive ${this.file}`,
-      );
-    if (e.size !== d.size) {
-      throw new DrayError(
-        'DRAY_SIZE_MISMATCH',
-        `blob ${d.digest} in ${this.file}: ${e.size} bytes, descriptor says ${d.size}`,
-      );
-    }
-    return this.#tar.open(e, o);
+    return this.#tar.openBlob(this.#tar.lookup(blobPathOf(d)), d, `OCI archive ${this.file}`, o);
   }
 
   async resolve(name: string, o: RunOptions = {}): Promise<Descriptor> {

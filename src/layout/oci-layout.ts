@@ -4,7 +4,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { acquireLock } from '../content/index.ts';
+import { acquireLock, openBlobFile } from '../content/index.ts';
 import {
   type Digest,
   Digester,
@@ -163,56 +163,11 @@ export class OciLayout implements BlobSource, BlobTarget, RefStore {
    *   DRAY_SIZE_MISMATCH when the file is not `d.size` bytes; DRAY_INVALID_ARGUMENT for a bad offset.
    */
   async open(d: Descriptor, o: RunOptions & { offset?: number } = {}): Promise<Readable> {
-    throwIfAborted(o.signal, `reading blob ${d.digest}`);
-    const p = this.#blobPath(d.digest);
-    let fh: fs.FileHandle;
-    try {
-      fh = await fs.open(p, fsc.O_RDONLY | fsc.O_NOFOLLOW);
-    } catch (e) {
-      if (errnoCode(e) === 'ENOENT') {
-        throw new DrayError(
-          'DRAY_BLOB_UNKNOWN',
-          `blob unknown: ${d.digest} is not in OCI layout ${this.dir}`,
-          {
-            cause: e,
-          },
-        );
-      }
-      if (errnoCode(e) === 'ELOOP') {
-        throw new DrayError('DRAY_STORE', `refusing to read blob ${d.digest}: ${p} is a symlink`, {
-          cause: e,
-        });
-      }
-      throw layoutError(e, `cannot open blob ${d.digest}`);
-    }
-    try {
-      const st = await fh.stat();
-      if (!st.isFile()) {
-        throw new DrayError('DRAY_STORE', `refusing to read blob ${d.digest}: ${p} is not a regular file`);
-      }
-      if (st.size !== d.size) {
-        throw new DrayError(
-          'DRAY_SIZE_MISMATCH',
-          `blob ${d.digest}: stored size ${st.size} does not match the descriptor's ${d.size}`,
-        );
-      }
-      const offset = o.offset ?? 0;
-      if (!Number.isSafeInteger(offset) || offset < 0 || offset > st.size) {
-        throw new DrayError(
-          'DRAY_INVALID_ARGUMENT',
-          `blob ${d.digest}: offset ${offset} outside 0..${st.size}`,
-        );
-      }
-      return fh.createReadStream({
-        start: offset,
-        highWaterMark: 1024 * 1024,
-        autoClose: true,
-        ...(o.signal ? { signal: o.signal } : {}),
-      });
-    } catch (e) {
-      await fh.close();
-      throw e;
-    }
+    return openBlobFile(this.#blobPath(d.digest), d, {
+      ...o,
+      where: `OCI layout ${this.dir}`,
+      wrap: layoutError,
+    });
   }
 
   /**

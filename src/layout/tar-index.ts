@@ -236,6 +236,27 @@ export class TarIndex {
   /**
    * A stream of the bytes of `e` from `offset`. Does I/O (opens the archive file).
    */
+  /**
+   * The stream of blob `d` stored as entry `e` of this archive (`what` names the archive in
+   * messages). Shared by the OCI and docker archive readers.
+   * @throws DRAY_BLOB_UNKNOWN when `e` is missing; DRAY_SIZE_MISMATCH when its size is not `d.size`.
+   */
+  openBlob(
+    e: TarIndexEntry | undefined,
+    d: { digest: string; size: number },
+    what: string,
+    o: RunOptions & { offset?: number } = {},
+  ): Readable {
+    if (!e) throw new DrayError('DRAY_BLOB_UNKNOWN', `blob unknown: ${d.digest} is not in ${what}`);
+    if (e.size !== d.size) {
+      throw new DrayError(
+        'DRAY_SIZE_MISMATCH',
+        `blob ${d.digest} in ${this.file}: ${e.size} bytes, descriptor says ${d.size}`,
+      );
+    }
+    return this.open(e, o);
+  }
+
   open(e: TarIndexEntry, o: RunOptions & { offset?: number } = {}): Readable {
     const offset = o.offset ?? 0;
     if (offset >= e.size) return Readable.from([]);
