@@ -34,6 +34,11 @@ export const ErrorCodes = [
   'DRAY_STORE',
   'DRAY_STORE_LOCKED',
   'DRAY_NO_SPACE',
+  'DRAY_DOCKERFILE',
+  'DRAY_BUILD',
+  'DRAY_EXEC_FAILED',
+  'DRAY_RUNTIME',
+  'DRAY_SNAPSHOT',
   'DRAY_ABORTED',
   'DRAY_INTERNAL',
 ] as const;

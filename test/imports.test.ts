@@ -23,6 +23,11 @@ const order = [
   'graph',
   'layout',
   'exporter',
+  'snapshot',
+  'executor',
+  'solver',
+  'cache',
+  'frontend',
   'verbs',
   'cli',
 ];

@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { DrayError } from '../index.ts';
 import { registerAppend } from './commands/append.ts';
 import { registerArchive } from './commands/archive.ts';
+import { registerHistory } from './commands/history.ts';
 import { registerImages } from './commands/images.ts';
 import { registerInspect } from './commands/inspect.ts';
 import { registerLogin } from './commands/login.ts';
@@ -82,6 +83,7 @@ export function createProgram(io: CliIO, exit: (code: number) => void): Command 
     registerMutate,
     registerAppend,
     registerArchive,
+    registerHistory,
   ]) {
     register(program, run);
   }

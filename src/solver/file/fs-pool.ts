@@ -1,0 +1,141 @@
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { abortError, DrayError } from '../../errors.ts';
+import type { ErrInfo, Job, ListResult, Reply, Request } from './fs-worker.ts';
+
+/**
+ * A few worker threads that make the file engine's per-file system calls (see
+ * fs-worker.ts), shared by every copy and checksum in the process. Idle workers do not
+ * keep the process alive.
+ */
+
+type Pending = { resolve: (r: Reply) => void; reject: (e: unknown) => void; worker: Slot };
+type Slot = { w: Worker; inflight: number };
+
+/** Directories per listing request, jobs per batch: large enough that messaging is noise, small enough to stop quickly. */
+const DIRS_PER_REQUEST = 64;
+const JOBS_PER_BATCH = 256;
+
+class FsPool {
+  readonly #size: number;
+  #slots: Slot[] = [];
+  readonly #pending = new Map<number, Pending>();
+  #nextId = 0;
+  #busy = 0;
+
+  constructor(size: number) {
+    this.#size = size;
+  }
+
+  get size(): number {
+    return this.#size;
+  }
+
+  request(
+    req: Omit<Request, 'id'> & ({ kind: 'list'; dirs: string[] } | { kind: 'jobs'; jobs: Job[] }),
+  ): Promise<Reply> {
+    const slot = this.#pick();
+    const id = this.#nextId++;
+    if (this.#busy++ === 0) for (const s of this.#slots) s.w.ref();
+    slot.inflight++;
+    return new Promise<Reply>((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject, worker: slot });
+      slot.w.postMessage({ ...req, id } as Request);
+    });
+  }
+
+  #pick(): Slot {
+    if (this.#slots.length < this.#size) {
+      const idle = this.#slots.find((s) => s.inflight === 0);
+      if (idle) return idle;
+      return this.#spawn();
+    }
+    let best = this.#slots[0] as Slot;
+    for (const s of this.#slots) if (s.inflight < best.inflight) best = s;
+    return best;
+  }
+
+  #done(id: number): Pending | undefined {
+    const p = this.#pending.get(id);
+    if (!p) return undefined;
+    this.#pending.delete(id);
+    p.worker.inflight--;
+    if (--this.#busy === 0) for (const s of this.#slots) s.w.unref();
+    return p;
+  }
+
+  #spawn(): Slot {
+    const w = new Worker(new URL('./fs-worker.ts', import.meta.url), {
+      resourceLimits: { maxYoungGenerationSizeMb: 8, maxOldGenerationSizeMb: 256 },
+    });
+    const slot: Slot = { w, inflight: 0 };
+    w.on('message', (r: Reply) => this.#done(r.id)?.resolve(r));
+    const fail = (err: unknown) => {
+      // A dead worker fails what it was given; the next request spawns a fresh one.
+      this.#slots = this.#slots.filter((s) => s !== slot);
+      for (const [id, p] of this.#pending) {
+        if (p.worker !== slot) continue;
+        this.#done(id)?.reject(new DrayError('DRAY_INTERNAL', 'file worker exited', { cause: err }));
+      }
+    };
+    w.on('error', fail);
+    w.on('exit', (code) => fail(new Error(`exit code ${code}`)));
+    this.#slots.push(slot);
+    return slot;
+  }
+}
+
+let shared: FsPool | undefined;
+function pool(): FsPool {
+  shared ??= new FsPool(Math.max(1, Math.min(4, availableParallelism())));
+  return shared;
+}
+
+function crashed(r: Reply): never {
+  throw new DrayError('DRAY_INTERNAL', `file worker failed: ${'crash' in r ? r.crash : 'bad reply'}`);
+}
+
+/** Lists directories (sorted, with lstat data) on the worker threads. Does I/O. */
+export async function listDirs(dirs: readonly string[], signal?: AbortSignal): Promise<ListResult[]> {
+  if (signal?.aborted) throw abortError(signal, 'reading directories');
+  const p = pool();
+  const chunks: string[][] = [];
+  const per = Math.max(1, Math.min(DIRS_PER_REQUEST, Math.ceil(dirs.length / p.size)));
+  for (let i = 0; i < dirs.length; i += per) chunks.push(dirs.slice(i, i + per));
+  const replies = await Promise.all(chunks.map((c) => p.request({ kind: 'list', dirs: c })));
+  const out: ListResult[] = [];
+  for (const r of replies) {
+    if (!('lists' in r)) crashed(r);
+    out.push(...r.lists);
+  }
+  return out;
+}
+
+/**
+ * Runs jobs on the worker threads, in batches (jobs must not depend on each other). Stops
+ * handing out batches after the first failure or an abort. Returns the first failure.
+ * Does I/O. @throws DRAY_ABORTED.
+ */
+export async function runJobs(
+  jobs: readonly Job[],
+  signal?: AbortSignal,
+): Promise<{ job: Job; err: ErrInfo } | undefined> {
+  const p = pool();
+  let next = 0;
+  let failure: { job: Job; err: ErrInfo } | undefined;
+  const lane = async (): Promise<void> => {
+    while (next < jobs.length && !failure && !signal?.aborted) {
+      const start = next;
+      const batch = jobs.slice(start, start + JOBS_PER_BATCH);
+      next += batch.length;
+      const r = await p.request({ kind: 'jobs', jobs: batch });
+      if ('crash' in r) crashed(r);
+      if ('failed' in r && r.failed && !failure)
+        failure = { job: batch[r.failed.index] as Job, err: r.failed.err };
+    }
+  };
+  const lanes = Math.min(p.size * 2, Math.ceil(jobs.length / JOBS_PER_BATCH));
+  await Promise.all(Array.from({ length: lanes }, lane));
+  if (!failure && signal?.aborted) throw abortError(signal, 'copy');
+  return failure;
+}

@@ -1,0 +1,128 @@
+import { DrayError, throwIfAborted } from '../errors.ts';
+import { type ExporterOptions, resolveExporter } from '../exporter/index.ts';
+import { emptyImageConfig, normalizeLayersAndHistory, patchImageConfig, writeImage } from '../image/index.ts';
+import type { Descriptor, HistoryEntry, ImageConfig } from '../oci/index.ts';
+import type { RunOptions } from '../progress/index.ts';
+import { normalizeReference, referenceString } from '../reference/index.ts';
+import type { LayerRef, Session, State, Vertex, VertexRecord } from '../solver/index.ts';
+import { registryClientFor } from './context.ts';
+import { type EngineOptions, openEngine } from './engine.ts';
+
+/** Where a solve's result goes (the exporters of `dray save`/`export`, named for a build). */
+export type SolveExport =
+  | {
+      type: 'image';
+      /** Names to give the image (any form docker accepts; normalised). */
+      names?: string[];
+      /** Push every name after storing it. */
+      push?: boolean;
+      /** Layer and manifest media types: `oci` (default) or `docker`. */
+      mediaTypes?: 'oci' | 'docker';
+    }
+  | Exclude<ExporterOptions, { type: 'image' }>;
+
+export interface SolveVerbOptions extends RunOptions, EngineOptions {
+  session?: Session;
+  /** Where the result goes; without it the result is only built (and cached). */
+  exporter?: SolveExport;
+  /** The image the result is (the frontend's config and history); default: the base image's, else an empty one. */
+  image?: { config?: ImageConfig; history?: HistoryEntry[]; baseHistory?: HistoryEntry[] };
+  noCache?: boolean;
+  /** Facts identifying the build in its history. */
+  meta?: Record<string, string>;
+  compression?: 'gzip' | 'zstd' | 'none';
+  /** SOURCE_DATE_EPOCH (seconds): clamps layer mtimes and history times. */
+  sourceDateEpoch?: number;
+  /** Remote caches to import from (issue 6); not supported yet: a non-empty list is refused. */
+  cacheImports?: readonly unknown[];
+  /** Remote caches to export to (issue 6); not supported yet: a non-empty list is refused. */
+  cacheExports?: readonly unknown[];
+}
+
+export interface SolveVerbResult {
+  buildId: string;
+  layers: readonly LayerRef[];
+  /** The image manifest written (when there was an exporter). */
+  descriptor?: Descriptor;
+  config?: ImageConfig;
+  vertices: ReadonlyMap<string, VertexRecord>;
+}
+
+/**
+ * Solves an op graph with the data root's engine and exports the result (BuildKit's
+ * `Solve` with an exporter): `image` stores (and pushes) it, `oci`/`docker`/`tar`/`local`
+ * write it where asked. Does I/O. Throws DRAY_EXEC_FAILED, DRAY_BUILD, DRAY_ABORTED, the
+ * registry's errors for base images and pushes.
+ */
+export async function solve(
+  graph: Vertex | State | undefined,
+  o: SolveVerbOptions,
+): Promise<SolveVerbResult> {
+  throwIfAborted(o.signal, 'build');
+  if ((o.cacheImports?.length ?? 0) > 0 || (o.cacheExports?.length ?? 0) > 0)
+    throw new DrayError('DRAY_INVALID_ARGUMENT', 'remote cache import/export is not supported yet', {
+      hint: 'leave out --cache-from/--cache-to',
+    });
+  const engine = await openEngine(o);
+  const root = graph === undefined ? undefined : 'digest' in graph ? graph : graph.vertex;
+  const ro: RunOptions = {
+    ...(o.signal ? { signal: o.signal } : {}),
+    ...(o.progress ? { progress: o.progress } : {}),
+  };
+  const outcome = await engine.solver.solve(root, {
+    ...ro,
+    ...(o.session ? { session: o.session } : {}),
+    ...(o.noCache ? { noCache: true } : {}),
+    ...(o.meta ? { meta: o.meta } : {}),
+    ...(o.compression ? { compression: o.compression } : {}),
+    ...(o.sourceDateEpoch !== undefined ? { sourceDateEpoch: o.sourceDateEpoch } : {}),
+  });
+  const layers = outcome.result.layers;
+  const base: SolveVerbResult = { buildId: outcome.buildId, layers, vertices: outcome.vertices };
+  if (!o.exporter) return base;
+
+  // Every layer must be local before it can be exported (base layers may still be remote).
+  for (const l of layers) if (l.image) await engine.solver.fetchLayer(l, ro);
+
+  const now = new Date().toISOString();
+  const config0 = o.image?.config ?? outcome.result.image?.config ?? emptyImageConfig(engine.platform);
+  const history = normalizeLayersAndHistory(
+    o.image?.history ?? config0.history ?? [],
+    layers.map(() => ({ created: now })),
+  );
+  const config = patchImageConfig(config0, {
+    diffIds: layers.map((l) => l.diffId),
+    history,
+    ...(o.sourceDateEpoch !== undefined ? { sourceDateEpoch: o.sourceDateEpoch } : {}),
+    ...(o.image?.baseHistory ? { baseHistory: o.image.baseHistory } : {}),
+  });
+  const docker = o.exporter.type === 'image' && o.exporter.mediaTypes === 'docker';
+  const descriptor = await writeImage(
+    engine.content,
+    { config, layers: layers.map((l) => l.blob), mediaTypes: docker ? 'docker' : 'oci' },
+    ro,
+  );
+  let exporterOptions: ExporterOptions;
+  let client: ReturnType<typeof registryClientFor> | undefined;
+  if (o.exporter.type === 'image') {
+    const names = (o.exporter.names ?? []).map((n) => referenceString(normalizeReference(n)));
+    if (o.exporter.push) client = registryClientFor(o.registry);
+    exporterOptions = {
+      type: 'image',
+      content: engine.content,
+      images: engine.images,
+      names,
+      ...(client ? { push: { client: client.client } } : {}),
+    };
+  } else exporterOptions = o.exporter;
+  try {
+    const out = await resolveExporter(exporterOptions).export(
+      { source: engine.content, root: descriptor },
+      ro,
+    );
+    await out.finalize?.(ro);
+  } finally {
+    await client?.dispose();
+  }
+  return { ...base, descriptor, config };
+}
