@@ -21,12 +21,15 @@
  *         the same registry is a cross-repo mount, not an upload); skopeo's blob-location
  *         cache is deleted before each of its runs for the same reason.
  *
+ * Build workloads (run-build.ts): build, multistage — cold, warm and incremental, against
+ * dockerd's BuildKit and the classic builder.
+ *
  * Archive workloads (run-archive.ts): export, unpack (ext4 and tmpfs), save, layer; each
  * against up to two anchors. The ratio is dray's median over each anchor's median; the
  * "vs fastest" ratio is over the fastest anchor's.
  *
  * Environment: BENCH_RUNS (5), BENCH_WARMUP (1), BENCH_ONLY=dray|anchor (default both),
- * BENCH_WORKLOADS=pull,push,export,unpack,save,layer (default all), BENCH_SETTLE_S, BENCH_SCRATCH (default bench/.cache/scratch),
+ * BENCH_WORKLOADS=pull,push,export,unpack,save,layer,build,multistage (default all), BENCH_SETTLE_S, BENCH_SCRATCH (default bench/.cache/scratch),
  * BENCH_KEEP=1 (keep scratch), BENCH_CACHE_DIR (fixture cache).
  * Results: a table on stdout and bench/results/<UTC date-time>.json.
  */
@@ -38,13 +41,14 @@ import { dirname, join } from 'node:path';
 import { type Registry, startRegistry } from '../test/harness/registry.ts';
 import { runCommand, whichTool } from '../test/harness/tools.ts';
 import { Cleanup, CMD_TIMEOUT_MS, DRAY_BIN, intEnv, log, PROJECT, type Workload } from './common.ts';
-import { BENCH_DIR, CACHE_DIR, ensureBigFixture, pushBigFixture } from './fixtures.ts';
+import { BENCH_DIR, type BigFixture, CACHE_DIR, ensureBigFixture, pushBigFixture } from './fixtures.ts';
 import { ARCHIVE_WORKLOADS, archiveWorkloads } from './run-archive.ts';
+import { BUILD_WORKLOADS, buildWorkloads } from './run-build.ts';
 
 const RUNS = intEnv('BENCH_RUNS', 5, 1, 50);
 const WARMUP = intEnv('BENCH_WARMUP', 1, 0, 5);
 const ONLY = process.env.BENCH_ONLY ?? 'both';
-const ALL_WORKLOADS = ['pull', 'push', ...ARCHIVE_WORKLOADS];
+const ALL_WORKLOADS = ['pull', 'push', ...ARCHIVE_WORKLOADS, ...BUILD_WORKLOADS];
 const WORKLOADS = (process.env.BENCH_WORKLOADS ?? ALL_WORKLOADS.join(',')).split(',').filter(Boolean);
 const SCRATCH_ROOT = process.env.BENCH_SCRATCH ?? join(CACHE_DIR, 'scratch');
 const KEEP = process.env.BENCH_KEEP === '1';
@@ -128,7 +132,7 @@ async function main(): Promise<void> {
       throw new Error(`unknown workload ${w} (known: ${ALL_WORKLOADS.join(',')})`);
   }
   const needed = ['docker-registry', 'skopeo', 'tar', 'pigz', 'sh', '/usr/bin/time'];
-  if (runAnchors && ['export', 'unpack', 'save'].some((w) => WORKLOADS.includes(w))) {
+  if (runAnchors && ['export', 'unpack', 'save', ...BUILD_WORKLOADS].some((w) => WORKLOADS.includes(w))) {
     needed.push('dockerd', 'docker', 'containerd', 'runc');
   }
   const missing = needed.filter((b) => !whichTool(b));
@@ -174,14 +178,19 @@ async function main(): Promise<void> {
       });
     }
 
-    const fixture = await ensureBigFixture(log);
-    log(
-      `fixture ${fixture.version}: ${fixture.layers.length} layers, ${(fixture.compressedBytes / 1e6).toFixed(1)} MB compressed, ${(fixture.uncompressedBytes / 1e6).toFixed(1)} MB uncompressed`,
-    );
+    // The big fixture is only needed by the transfer and archive workloads.
+    const needBig = WORKLOADS.some((w) => !BUILD_WORKLOADS.includes(w));
+    const fixture = needBig ? await ensureBigFixture(log) : (undefined as unknown as BigFixture);
+    if (needBig)
+      log(
+        `fixture ${fixture.version}: ${fixture.layers.length} layers, ${(fixture.compressedBytes / 1e6).toFixed(1)} MB compressed, ${(fixture.uncompressedBytes / 1e6).toFixed(1)} MB uncompressed`,
+      );
 
     const reg = await startRegistry(cleanup, { dataDir: join(scratch, 'registry-main') });
-    log(`registry ${reg.host}: pushing the fixture (untimed)`);
-    await pushBigFixture(fixture, reg.host);
+    if (needBig) {
+      log(`registry ${reg.host}: pushing the fixture (untimed)`);
+      await pushBigFixture(fixture, reg.host);
+    }
     const src = `${reg.host}/bench/big:latest`;
     const dockerConfig = join(scratch, 'docker-config');
     await mkdir(dockerConfig, { recursive: true });
@@ -308,6 +317,22 @@ async function main(): Promise<void> {
           src,
           drayEnv,
           fixture,
+          node,
+        })),
+      );
+    }
+
+    if (BUILD_WORKLOADS.some((w) => WORKLOADS.includes(w))) {
+      workloads.push(
+        ...(await buildWorkloads({
+          selected: WORKLOADS,
+          dray: runDray,
+          anchors: runAnchors,
+          scratch,
+          cacheDir: CACHE_DIR,
+          cleanup,
+          reg,
+          drayEnv,
           node,
         })),
       );

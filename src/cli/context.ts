@@ -46,14 +46,14 @@ export class CliContext {
   }
 
   /** A progress renderer on stdout, where docker pull/push print theirs. */
-  progress(mode: ProgressMode, quiet = false): ProgressWriter {
+  progress(mode: ProgressMode, quiet = false, out: NodeJS.WritableStream = this.io.stdout): ProgressWriter {
     if (!progressModes.includes(mode)) {
       throw new DrayError('DRAY_INVALID_ARGUMENT', `invalid progress mode: ${JSON.stringify(mode)}`, {
         hint: `use one of ${progressModes.join(', ')}`,
       });
     }
     const kind = quiet ? 'quiet' : mode === 'auto' ? (this.io.isTTY ? 'tty' : 'plain') : mode;
-    return createRenderer(kind, this.io.stdout);
+    return createRenderer(kind, out);
   }
 
   print(line: string): void {

@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { DrayError } from '../index.ts';
 import { registerAppend } from './commands/append.ts';
 import { registerArchive } from './commands/archive.ts';
+import { registerBuild } from './commands/build.ts';
 import { registerHistory } from './commands/history.ts';
 import { registerImages } from './commands/images.ts';
 import { registerInspect } from './commands/inspect.ts';
@@ -84,6 +85,7 @@ export function createProgram(io: CliIO, exit: (code: number) => void): Command 
     registerAppend,
     registerArchive,
     registerHistory,
+    registerBuild,
   ]) {
     register(program, run);
   }

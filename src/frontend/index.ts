@@ -1,10 +1,15 @@
 /**
  * Frontends: turn a build definition into work for the solver. `dockerfile` parses
- * Dockerfiles as BuildKit does and expands their words (see ./dockerfile/index.ts).
+ * Dockerfiles as BuildKit does, expands their words and converts them into an op graph and
+ * an image config (`dockerfileToGraph`; see ./dockerfile/index.ts).
  */
 export type {
+  Command,
   Directive,
   DirectiveMatch,
+  DockerfileGraph,
+  DockerfileToGraphOptions,
+  DockerfileWarning,
   EnvGetter,
   EnvInput,
   EnvListOptions,
@@ -22,6 +27,7 @@ export type {
   ShellLexOptions,
   SourceRange,
   SplitCommand,
+  Stage,
 } from './dockerfile/index.ts';
 export {
   chompHeredocContent,
@@ -30,6 +36,7 @@ export {
   detectSyntax,
   directiveNames,
   dockerfileError,
+  dockerfileToGraph,
   dumpNode,
   emptyEnv,
   envsFromList,
@@ -45,6 +52,7 @@ export {
   parseFlags,
   parseHeredoc,
   parseJSONArray,
+  parseStages,
   parseWords,
   ShellLex,
   splitCommand,

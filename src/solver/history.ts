@@ -123,7 +123,7 @@ export class HistoryStore {
   /** The newest finished build whose meta has these values (for "why it rebuilt"). Does I/O. */
   async previous(match: Record<string, string>, exceptId?: string): Promise<BuildRecord | undefined> {
     for (const b of await this.list()) {
-      if (b.id === exceptId || b.status === 'running') continue;
+      if (b.id === exceptId || b.status !== 'completed') continue;
       if (Object.entries(match).every(([k, v]) => b.meta[k] === v)) return b;
     }
     return undefined;

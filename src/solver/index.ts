@@ -20,6 +20,7 @@ export {
   symlink,
 } from './builder.ts';
 export { CacheMounts, type HeldCacheMount } from './cache-mounts.ts';
+export { createPathFilter, type PathFilter, readDockerignore } from './file/index.ts';
 export {
   type BuildRecord,
   BuildRecorder,
@@ -60,3 +61,4 @@ export {
   type VertexOptions,
   vertex,
 } from './vertex.ts';
+export { changedFiles, explainMiss } from './why.ts';

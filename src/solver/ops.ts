@@ -97,6 +97,8 @@ export interface ExecOp {
   network?: 'none' | 'host';
   hostname?: string;
   mounts: readonly ExecOpMount[];
+  /** Secrets exposed as environment variables (`RUN --mount=type=secret,env=NAME`; BuildKit's `SecretEnv`). */
+  secretEnv?: ReadonlyArray<{ id: string; name: string; optional?: boolean }>;
 }
 
 /** Owner for created files: names are resolved in the destination's /etc/passwd and /etc/group. */
@@ -124,6 +126,8 @@ export interface CopyAction {
   /** Patterns (under the source) to include / exclude, .dockerignore syntax. */
   include?: readonly string[];
   exclude?: readonly string[];
+  /** Paths (absolute, under the source) that must exist even though `include` filters (COPY --parents; BuildKit's `RequiredPaths`). */
+  requiredPaths?: readonly string[];
   chown?: Chown;
   /** Octal (`0755`) or symbolic (`u+x,g-w`) mode applied to everything copied. */
   chmod?: string;

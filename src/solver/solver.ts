@@ -57,6 +57,8 @@ export interface SolveOptions extends RunOptions {
   meta?: Record<string, string>;
   /** Layer compression of produced layers (default gzip). */
   compression?: 'gzip' | 'zstd' | 'none';
+  /** gzip 0–9, zstd 1–22. */
+  compressionLevel?: number;
   /** SOURCE_DATE_EPOCH (seconds): clamps mtimes in produced layers. */
   sourceDateEpoch?: number;
   /**
@@ -446,7 +448,14 @@ class SolveRun {
     return { layers };
   }
 
-  #announceCached(v: Vertex, record: VertexRecord): void {
+  #announceCached(v: Vertex, record: VertexRecord, withInputs = true): void {
+    // As BuildKit shows it: the steps under a hit are CACHED too (they did not run), inputs first.
+    if (withInputs)
+      for (const i of v.inputs) {
+        const r = this.#records.get(i.digest);
+        if (r && r.cached === undefined && !this.#results.has(i.digest)) this.#announceCached(i, r);
+      }
+    if (record.cached !== undefined && record.completed !== undefined) return;
     const now = Date.now();
     record.cached = true;
     record.started ??= now;
@@ -546,6 +555,7 @@ class SolveRun {
   async #commit(active: ActiveSnapshot, parent: readonly LayerRef[]): Promise<LayerRef[]> {
     const writer = active.diff({
       compression: this.#opts.compression ?? 'gzip',
+      ...(this.#opts.compressionLevel !== undefined ? { level: this.#opts.compressionLevel } : {}),
       ...(this.#opts.sourceDateEpoch !== undefined ? { sourceDateEpoch: this.#opts.sourceDateEpoch } : {}),
       ...(this.#opts.signal ? { signal: this.#opts.signal } : {}),
     });

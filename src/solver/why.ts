@@ -31,7 +31,10 @@ export async function explainMiss(
       const old = await history.checksumFiles(previous.id, before.step);
       const files = changedFiles(old?.[sel] ?? {}, currentChecksums?.[sel] ?? {});
       if (files.length > 0) {
-        const shown = files.slice(0, 3).join(', ');
+        const shown = files
+          .slice(0, 3)
+          .map((f) => f.replace(/^\//, ''))
+          .join(', ');
         return `${shown}${files.length > 3 ? ` and ${files.length - 3} more` : ''} changed`;
       }
       return 'context files changed';

@@ -28,6 +28,8 @@ export interface EngineOptions extends StoreOptions {
 /** A data root's build engine: stores, snapshotter, runc executor and the solver over them. */
 export interface Engine extends Stores {
   solver: Solver;
+  /** Image sources (FROM): the image store first, then the registry. */
+  resolver: ImageResolver;
   platform: Platform;
 }
 
@@ -53,16 +55,17 @@ async function makeEngine(o: EngineOptions): Promise<Engine> {
   const platform = o.platform ?? hostPlatform();
   const snapshotter = await createSnapshotter(join(o.root, 'snapshots'), { kind: o.snapshotter ?? 'auto' });
   const executor = createRuncExecutor({ root: join(o.root, 'executor') });
+  const resolver = imageResolver(stores, o.registry);
   const solver = new Solver({
     root: o.root,
     content: stores.content,
     snapshotter,
     executor,
-    resolver: imageResolver(stores, o.registry),
+    resolver,
     platform,
     ...(o.concurrency ? { concurrency: o.concurrency } : {}),
   });
-  return { ...stores, solver, platform };
+  return { ...stores, solver, resolver, platform };
 }
 
 /**
@@ -77,14 +80,26 @@ function imageResolver(stores: Stores, registry: RegistryOptions | undefined): I
       const ref = normalizeReference(src.ref);
       const name = referenceString(ref);
       const has = (d: Descriptor): Promise<boolean> => stores.content.has(d);
-      if (src.resolveMode !== 'pull') {
-        const rec = await stores.images.get(name).catch(() => undefined);
-        if (rec && (!ref.digest || rec.target.digest === ref.digest)) {
+      if (src.resolveMode !== 'pull' || ref.digest) {
+        // A reference pinned by digest (the frontend pins FROM) is found under its tag name.
+        const tagName = referenceString({
+          domain: ref.domain,
+          path: ref.path,
+          ...(ref.tag ? { tag: ref.tag } : {}),
+        });
+        const rec =
+          (await stores.images.get(name).catch(() => undefined)) ??
+          (ref.digest ? await stores.images.get(tagName).catch(() => undefined) : undefined);
+        if (rec) {
           const local = await resolveImage(stores.content, rec.target, { ...o, has }).catch((e: unknown) => {
             if (src.resolveMode === 'local') throw e;
             return undefined;
           });
-          if (local && (await allPresent(stores, local.manifest.layers)))
+          const matches =
+            !ref.digest ||
+            rec.target.digest === ref.digest ||
+            local?.manifestDescriptor.digest === ref.digest;
+          if (local && matches && (await allPresent(stores, local.manifest.layers)))
             return {
               ref: `${name.split('@')[0]}@${local.manifestDescriptor.digest}`,
               digest: local.manifestDescriptor.digest,

@@ -1,6 +1,9 @@
 export type { AppendOptions } from './append.ts';
 export { append } from './append.ts';
+export type { BuildOptions, BuildResult } from './build.ts';
+export { build } from './build.ts';
 export type { RegistryOptions, StoreOptions } from './context.ts';
+export { dockerLoadStream } from './docker-load.ts';
 export type { Engine, EngineOptions } from './engine.ts';
 export { openEngine } from './engine.ts';
 export type { ExportImageOptions, UnpackOptions } from './export.ts';

@@ -4,7 +4,7 @@ import { emptyImageConfig, normalizeLayersAndHistory, patchImageConfig, writeIma
 import type { Descriptor, HistoryEntry, ImageConfig } from '../oci/index.ts';
 import type { RunOptions } from '../progress/index.ts';
 import { normalizeReference, referenceString } from '../reference/index.ts';
-import type { LayerRef, Session, State, Vertex, VertexRecord } from '../solver/index.ts';
+import type { BuildRecord, LayerRef, Session, State, Vertex, VertexRecord } from '../solver/index.ts';
 import { registryClientFor } from './context.ts';
 import { type EngineOptions, openEngine } from './engine.ts';
 
@@ -30,7 +30,11 @@ export interface SolveVerbOptions extends RunOptions, EngineOptions {
   noCache?: boolean;
   /** Facts identifying the build in its history. */
   meta?: Record<string, string>;
+  /** The previous build of the same target, to say why steps missed the cache. */
+  previous?: BuildRecord;
   compression?: 'gzip' | 'zstd' | 'none';
+  /** gzip 0–9, zstd 1–22. */
+  compressionLevel?: number;
   /** SOURCE_DATE_EPOCH (seconds): clamps layer mtimes and history times. */
   sourceDateEpoch?: number;
   /** Remote caches to import from (issue 6); not supported yet: a non-empty list is refused. */
@@ -74,7 +78,9 @@ export async function solve(
     ...(o.session ? { session: o.session } : {}),
     ...(o.noCache ? { noCache: true } : {}),
     ...(o.meta ? { meta: o.meta } : {}),
+    ...(o.previous ? { previous: o.previous } : {}),
     ...(o.compression ? { compression: o.compression } : {}),
+    ...(o.compressionLevel !== undefined ? { compressionLevel: o.compressionLevel } : {}),
     ...(o.sourceDateEpoch !== undefined ? { sourceDateEpoch: o.sourceDateEpoch } : {}),
   });
   const layers = outcome.result.layers;

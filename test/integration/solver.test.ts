@@ -193,7 +193,9 @@ for (const kind of kinds) {
         // an unrelated file changes: still cached (copies are keyed by what they select)
         await writeFile(join(ctx, 'f2.txt'), 'changed\n');
         const unrelated = await runChild();
-        assert.ok(unrelated.vertices.filter((x) => x.name?.startsWith('RUN')).every((v) => v.cached !== false));
+        assert.ok(
+          unrelated.vertices.filter((x) => x.name?.startsWith('RUN')).every((v) => v.cached !== false),
+        );
         // the copied file changes: the copy and the step after it run
         await writeFile(join(ctx, 'f1.txt'), 'changed\n');
         const changed = await runChild();

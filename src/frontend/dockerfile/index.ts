@@ -1,8 +1,57 @@
 /**
- * The Dockerfile frontend. Today: the parser (`parseDockerfile`, AST, directives, heredocs,
- * flags, located errors) and the shell-word lexer (`ShellLex`), both following BuildKit
- * exactly. The instruction layer and the graph conversion build on these.
+ * The Dockerfile frontend, following BuildKit exactly: the parser (`parseDockerfile`, AST,
+ * directives, heredocs, flags, located errors), the shell-word lexer (`ShellLex`), the typed
+ * instructions (`parseStages`, `expandCommand`) and the conversion to an op graph and image
+ * config (`dockerfileToGraph`).
  */
+
+export type { DockerfileGraph, DockerfileToGraphOptions, DockerfileWarning } from './convert/index.ts';
+export { dockerfileToGraph } from './convert/index.ts';
+export type {
+  AddCommand,
+  ArgCommand,
+  ArgDefinition,
+  CmdCommand,
+  Command,
+  CommandBase,
+  CopyCommand,
+  EntrypointCommand,
+  EnvCommand,
+  ExposeCommand,
+  Healthcheck,
+  HealthcheckCommand,
+  KeyValuePair,
+  LabelCommand,
+  Location,
+  MaintainerCommand,
+  MountSharing,
+  MountType,
+  OnbuildCommand,
+  ParsedStages,
+  ParseLint,
+  RunCommand,
+  RunMount,
+  ShellCommand,
+  ShellDependantCmdLine,
+  ShellInlineFile,
+  SourceContent,
+  SourcesAndDest,
+  Stage,
+  StopSignalCommand,
+  UserCommand,
+  VolumeCommand,
+  WordExpander,
+  WorkdirCommand,
+} from './instructions/index.ts';
+export {
+  expandCommand,
+  formatGoDuration,
+  parseCommand,
+  parseGoDuration,
+  parseInstruction,
+  parseMount,
+  parseStages,
+} from './instructions/index.ts';
 export type {
   Directive,
   DirectiveMatch,

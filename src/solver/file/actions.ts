@@ -177,14 +177,12 @@ async function rmPath(root: string, path: string, allowNotFound: boolean): Promi
   if (base === '')
     throw new DrayError('DRAY_BUILD', 'rmPath: invalid empty path', { hint: 'rm of / is not allowed' });
   const rel = joinRel(await resolveInRoot(root, dir, { followFinal: true }), base);
-  if (!allowNotFound) {
-    // BuildKit stats the path (following a final symlink); here the link is followed inside the root.
-    const followed = await resolveInRoot(root, p, { followFinal: true });
-    if (!(await lstatMeta(abs(root, followed)))) {
-      throw new DrayError('DRAY_BUILD', `stat ${p}: no such file or directory`, {
-        hint: 'allow a missing path (allowNotFound) or check the path',
-      });
-    }
+  // BuildKit stats the path, following a final symlink on the host; a link that is there counts
+  // as there here, whatever it points to.
+  if (!allowNotFound && !(await lstatMeta(abs(root, rel)))) {
+    throw new DrayError('DRAY_BUILD', `stat ${p}: no such file or directory`, {
+      hint: 'allow a missing path (allowNotFound) or check the path',
+    });
   }
   try {
     await rm(abs(root, rel), { recursive: true, force: true });

@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { readFile, readlink } from 'node:fs/promises';
+import { readlink } from 'node:fs/promises';
 import type { Digest } from '../../digest/index.ts';
 import { throwIfAborted } from '../../errors.ts';
 import type { CopyAction } from '../ops.ts';
 import { type ChecksumCache, nowNs } from './checksum-cache.ts';
+import { hashFiles } from './fs-pool.ts';
+import type { HashResult } from './fs-worker.ts';
 import { deviceNumbers, fsError } from './fsops.ts';
 import { Limiter, settleAll } from './limit.ts';
 import { cleanPath, createPathFilter } from './patterns.ts';
@@ -33,12 +34,7 @@ export interface ChecksumOptions {
   cache?: ChecksumCache;
   /** Called with the host path of every file whose content is read (tests, statistics). */
   onReadFile?: (path: string) => void;
-  /** Files hashed at once (default 8). */
-  concurrency?: number;
 }
-
-/** Reading whole small files beats streaming them; larger ones stream in 1 MiB chunks. */
-const SMALL_FILE = 1 << 20;
 
 /**
  * The checksum of every path in `tree` (after its filters). Does I/O (reads every file not
@@ -138,10 +134,19 @@ function lastName(rel: string): string {
 }
 
 async function manifestOf(nodes: [string, ScanNode][], o: ChecksumOptions): Promise<ChecksumManifest> {
-  const hasher = new Limiter(o.concurrency ?? 8, o.signal, 'checksum');
-  const digests = await settleAll(nodes.map(([, n]) => entryDigest(n, o, hasher)));
+  const content = await contentHashes(
+    nodes.map(([, n]) => n).filter((n) => n.meta.kind === 'file'),
+    o,
+  );
+  const limiter = new Limiter(16, o.signal, 'checksum');
+  const links = new Map<ScanNode, string>();
+  await settleAll(
+    nodes
+      .filter(([, n]) => n.meta.kind === 'symlink')
+      .map(([, n]) => limiter.run(async () => void links.set(n, await readlink(n.abs)))),
+  );
   const order = nodes
-    .map((n, i) => [n[0], digests[i] as string] as const)
+    .map(([k, n]) => [k, entryDigest(n, content.get(n) ?? links.get(n) ?? '')] as const)
     .sort((x, y) => compareNames(x[0], y[0]));
   const files: Record<string, string> = {};
   const total = createHash('sha256');
@@ -152,13 +157,11 @@ async function manifestOf(nodes: [string, ScanNode][], o: ChecksumOptions): Prom
   return { digest: `sha256:${total.digest('hex')}` as Digest, files };
 }
 
-/** One entry's digest: type, permission bits and what the type carries. */
-async function entryDigest(n: ScanNode, o: ChecksumOptions, hasher: Limiter): Promise<string> {
+/** One entry's digest: type, permission bits and what the type carries (content hash, link target, device). */
+function entryDigest(n: ScanNode, carried: string): string {
   const m = n.meta;
-  let payload = '';
-  if (m.kind === 'file') payload = await contentHash(n, o, hasher);
-  else if (m.kind === 'symlink') payload = await readlink(n.abs);
-  else if (m.kind === 'char' || m.kind === 'block') {
+  let payload = carried;
+  if (m.kind === 'char' || m.kind === 'block') {
     const { major, minor } = deviceNumbers(m.rdev);
     payload = `${major}:${minor}`;
   }
@@ -168,25 +171,31 @@ async function entryDigest(n: ScanNode, o: ChecksumOptions, hasher: Limiter): Pr
   return `sha256:${h.digest('hex')}`;
 }
 
-async function contentHash(n: ScanNode, o: ChecksumOptions, hasher: Limiter): Promise<string> {
-  const cached = o.cache?.lookup(n.meta);
-  if (cached) return cached;
-  return await hasher.run(async () => {
-    throwIfAborted(o.signal, 'checksum');
-    const started = nowNs();
-    o.onReadFile?.(n.abs);
-    const h = createHash('sha256');
-    try {
-      if (n.meta.size <= SMALL_FILE) h.update(await readFile(n.abs));
-      else {
-        for await (const chunk of createReadStream(n.abs, { highWaterMark: SMALL_FILE }))
-          h.update(chunk as Buffer);
-      }
-    } catch (e) {
-      throw fsError(e, `reading ${n.abs} for its checksum`);
+/** Content hashes of regular files: from the cache, else read and hashed on the file workers. */
+async function contentHashes(files: ScanNode[], o: ChecksumOptions): Promise<Map<ScanNode, string>> {
+  const out = new Map<ScanNode, string>();
+  const misses: ScanNode[] = [];
+  for (const n of files) {
+    const hit = o.cache?.lookup(n.meta);
+    if (hit) out.set(n, hit);
+    else misses.push(n);
+  }
+  if (misses.length === 0) return out;
+  throwIfAborted(o.signal, 'checksum');
+  for (const n of misses) o.onReadFile?.(n.abs);
+  const started = nowNs();
+  const hashes = await hashFiles(
+    misses.map((n) => ({ path: n.abs, size: n.meta.size })),
+    o.signal,
+  );
+  misses.forEach((n, i) => {
+    const h = hashes[i] as HashResult;
+    if ('error' in h) {
+      throw fsError(Object.assign(new Error(h.error.message), h.error), `reading ${n.abs} for its checksum`);
     }
-    const hex = h.digest('hex');
-    o.cache?.store(n.meta, hex, started);
-    return hex;
+    // A file that changed size since the scan is hashed as read, but not cached under the old stat.
+    if (h.size === n.meta.size) o.cache?.store(n.meta, h.sha256, started);
+    out.set(n, h.sha256);
   });
+  return out;
 }

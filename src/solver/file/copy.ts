@@ -122,15 +122,19 @@ async function copyOne(env: CopyEnv, action: CopyAction, src: TreeView, from: st
     action.include?.length || action.exclude?.length
       ? createPathFilter(action.include, action.exclude)
       : undefined;
-  // getfattr runs while the workers list the tree.
-  const xattrs = readXattrs([src.abs(top.rel)], srcIsDir);
-  xattrs.catch(() => {});
+  // Without filters, one recursive getfattr runs while the workers list the tree; with
+  // them, only the kept paths are read (an excluded node_modules is not walked).
+  const filtered = action_ !== undefined || src.filter !== undefined;
+  const whole = filtered ? undefined : readXattrs([src.abs(top.rel)], srcIsDir);
+  whole?.catch(() => {});
   const tree = await src.scan(top, {
     ...(action_ ? { action: action_ } : {}),
     ...(env.signal ? { signal: env.signal } : {}),
   });
+  const xattrs = whole ?? readXattrs(allPaths(tree), false);
   const c = new Copier(env, await xattrs);
-  await c.copy(tree, dst);
+  // A destination this copy just made is empty: nothing can be in the way below it.
+  await c.copy(tree, dst, created.includes(dst));
   env.warnings.push(...(await writeXattrs(c.xattrs)));
   if (env.time !== undefined) {
     // Creating their contents moved the created directories' mtimes: set them again.
@@ -140,7 +144,10 @@ async function copyOne(env: CopyEnv, action: CopyAction, src: TreeView, from: st
 
 /** What the directory pass found for one directory. */
 interface DirState {
+  /** Made by this copy (fsutil's `created`: decides which metadata it gets). */
   created: boolean;
+  /** Known empty and without setgid when the pass started: its entries need no checks. */
+  fresh: boolean;
 }
 
 /**
@@ -162,9 +169,9 @@ class Copier {
     this.#srcXattrs = srcXattrs;
   }
 
-  async copy(root: ScanNode, dst: string): Promise<void> {
+  async copy(root: ScanNode, dst: string, dstFresh: boolean): Promise<void> {
     const env = this.#env;
-    if (root.meta.kind === 'dir') await this.#makeDirs(root, dst, false, false);
+    if (root.meta.kind === 'dir') await this.#makeDirs(root, dst, false, false, dstFresh);
     const jobs: Job[] = [];
     const links: Job[] = [];
     const metas: Job[] = [];
@@ -175,7 +182,7 @@ class Copier {
       const target = abs(env.destRoot, rel);
       if (n.meta.kind === 'dir') {
         const st = this.#dirs.get(n) as DirState;
-        for (const c of n.children ?? []) walk(c, joinRel(rel, lastName(c.rel)), true, st.created);
+        for (const c of n.children ?? []) walk(c, joinRel(rel, lastName(c.rel)), true, st.fresh);
         if (n.include && (overwrite || st.created)) metas.push(this.#metaJob(n, target, fresh, false));
         else if (n.include) metas.push({ t: 'meta', dst: target, times: this.#timesOf(n) });
         else if (st.created) metas.push(this.#metaJob(n, target, fresh, false));
@@ -226,15 +233,22 @@ class Copier {
     throw fsError(e, `${what} /${rel}`);
   }
 
-  /** Directories, top-down: fsutil's copyDirectoryOnly for each. */
-  async #makeDirs(n: ScanNode, rel: string, overwrite: boolean, fresh: boolean): Promise<void> {
+  /** Directories, top-down: fsutil's copyDirectoryOnly for each. `fresh`: the parent is fresh. */
+  async #makeDirs(
+    n: ScanNode,
+    rel: string,
+    overwrite: boolean,
+    fresh: boolean,
+    empty = false,
+  ): Promise<void> {
     const env = this.#env;
     const target = abs(env.destRoot, rel);
     const created = await env.limiter.run(() => this.#dirOnly(n, target, rel, overwrite, fresh));
-    this.#dirs.set(n, { created });
+    const st: DirState = { created, fresh: created || empty };
+    this.#dirs.set(n, st);
     const subdirs = (n.children ?? []).filter((c) => c.meta.kind === 'dir');
     if (subdirs.length > 0) {
-      await settleAll(subdirs.map((c) => this.#makeDirs(c, joinRel(rel, lastName(c.rel)), true, created)));
+      await settleAll(subdirs.map((c) => this.#makeDirs(c, joinRel(rel, lastName(c.rel)), true, st.fresh)));
     }
   }
 
@@ -250,6 +264,9 @@ class Copier {
     try {
       if (!m) {
         await mkdir(target, 0o700);
+        // Below an existing setgid directory it inherited setgid; without it, what is made
+        // inside belongs to this process, which the metadata pass relies on.
+        if (!fresh) await chmod(target, 0o700);
         return true;
       }
       if (m.kind !== 'dir') throw new DrayError('DRAY_BUILD', `cannot copy to non-directory: /${rel}`);
@@ -300,6 +317,13 @@ class Copier {
     if (t !== undefined) return [t, t];
     return [nsToSeconds(n.meta.atimeNs), nsToSeconds(n.meta.mtimeNs)];
   }
+}
+
+/** Host paths of a scanned tree. */
+function allPaths(n: ScanNode, out: string[] = []): string[] {
+  out.push(n.abs);
+  for (const c of n.children ?? []) allPaths(c, out);
+  return out;
 }
 
 function lastName(rel: string): string {

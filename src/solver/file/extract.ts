@@ -171,9 +171,11 @@ class Untar {
   }
 
   async #entry(h: TarHeader, body: Readable): Promise<void> {
-    const name = cleanPath(h.name);
-    if (name === '.' || name === '/') return; // the destination itself keeps its metadata
-    if (name === '..' || name.startsWith('../') || name.startsWith('/')) {
+    let name = cleanPath(h.name);
+    // An absolute name is below the destination too (go-archive joins it to the destination).
+    if (name.startsWith('/')) name = name === '/' ? '.' : name.slice(1);
+    if (name === '.') return; // the destination itself keeps its metadata
+    if (name === '..' || name.startsWith('../')) {
       throw new DrayError(
         'DRAY_UNSAFE_ARCHIVE',
         `archive entry ${JSON.stringify(h.name)} leaves the destination`,
@@ -262,10 +264,11 @@ class Untar {
   }
 }
 
-/** Epoch seconds (maybe fractional) as libuv-safe seconds (see nsToSeconds). */
+/** Epoch seconds (maybe fractional, from pax) for `utimes` (see nsToSeconds). */
 function toSeconds(s: number): number {
   if (Number.isInteger(s)) return s;
-  return nsToSeconds(BigInt(Math.round(s * 1e9)));
+  const whole = Math.floor(s);
+  return nsToSeconds(BigInt(whole) * 1_000_000_000n + BigInt(Math.round((s - whole) * 1e9)));
 }
 
 /** glibc's makedev. Pure. */

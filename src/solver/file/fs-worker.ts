@@ -5,16 +5,21 @@
  * system call itself, and this thread is not the one serving the event loop.
  * The main thread decides everything (paths, owners, modes); the worker only executes.
  */
+
+import { createHash } from 'node:crypto';
 import {
   chmodSync,
+  closeSync,
   constants,
   copyFileSync,
   lchownSync,
   linkSync,
   lstatSync,
   lutimesSync,
+  openSync,
   readdirSync,
   readlinkSync,
+  readSync,
   symlinkSync,
   unlinkSync,
   writeFileSync,
@@ -53,11 +58,16 @@ export type ListResult = { entries: [string, Meta | null][] } | { error: ErrInfo
 
 export type Request =
   | { id: number; kind: 'list'; dirs: string[] }
-  | { id: number; kind: 'jobs'; jobs: Job[] };
+  | { id: number; kind: 'jobs'; jobs: Job[] }
+  | { id: number; kind: 'hash'; files: string[] };
+
+/** A file's sha256 (hex) and size, or why it could not be read. */
+export type HashResult = { sha256: string; size: number } | { error: ErrInfo };
 
 export type Reply =
   | { id: number; lists: ListResult[] }
   | { id: number; failed?: { index: number; err: ErrInfo } }
+  | { id: number; hashes: HashResult[] }
   | { id: number; crash: string };
 
 function errInfo(e: unknown): ErrInfo {
@@ -136,10 +146,38 @@ export function runJobs(jobs: readonly Job[]): { index: number; err: ErrInfo } |
   return undefined;
 }
 
+const chunk = Buffer.allocUnsafe(1 << 20);
+
+/** sha256 of a file's content, read in 1 MiB chunks. */
+export function hashFile(path: string): HashResult {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (e) {
+    return { error: errInfo(e) };
+  }
+  try {
+    const h = createHash('sha256');
+    let size = 0;
+    for (;;) {
+      const n = readSync(fd, chunk, 0, chunk.length, null);
+      if (n === 0) break;
+      h.update(chunk.subarray(0, n));
+      size += n;
+    }
+    return { sha256: h.digest('hex'), size };
+  } catch (e) {
+    return { error: errInfo(e) };
+  } finally {
+    closeSync(fd);
+  }
+}
+
 parentPort?.on('message', (req: Request) => {
   let reply: Reply;
   try {
     if (req.kind === 'list') reply = { id: req.id, lists: req.dirs.map(listDir) };
+    else if (req.kind === 'hash') reply = { id: req.id, hashes: req.files.map(hashFile) };
     else {
       const failed = runJobs(req.jobs);
       reply = failed ? { id: req.id, failed } : { id: req.id };

@@ -15,17 +15,45 @@ export interface Owner {
 }
 
 /**
- * Seconds for `utimes` from nanoseconds: libuv keeps microseconds (it truncates), so the
- * value is the exact microsecond plus half a microsecond, which survives the double's rounding.
+ * Seconds for `utimes` from nanoseconds. Node takes a double and libuv splits it into
+ * seconds and nanoseconds by truncation; a double near today's epoch is only precise to
+ * ~240 ns, so exact nanoseconds cannot always be set. Of the doubles around the value,
+ * this picks the one libuv turns into the closest time: whole seconds stay exact, others
+ * are off by at most ~120 ns. Pure.
  */
 export function nsToSeconds(ns: bigint): number {
-  const us = ns >= 0n ? ns / 1000n : (ns - 999n) / 1000n;
-  return (Number(us) + 0.5) / 1e6;
+  const sec = ns / 1_000_000_000n;
+  const rem = ns % 1_000_000_000n;
+  const first = Number(sec) + Number(rem) / 1e9;
+  let best = first;
+  let bestErr = -1n;
+  for (const d of [first, nextDouble(first, -1), nextDouble(first, 1)]) {
+    const s = Math.trunc(d);
+    let n = Math.trunc((d - s) * 1e9);
+    let whole = BigInt(s);
+    if (n < 0) {
+      whole -= 1n;
+      n += 1e9;
+    }
+    const got = whole * 1_000_000_000n + BigInt(n);
+    const err = got > ns ? got - ns : ns - got;
+    if (bestErr < 0n || err < bestErr) {
+      best = d;
+      bestErr = err;
+    }
+  }
+  return best;
 }
 
-/** Sets atime and mtime of `path` (not following a symlink there). Does I/O. */
-export async function setTimes(path: string, atimeNs: bigint, mtimeNs: bigint): Promise<void> {
-  await lutimes(path, nsToSeconds(atimeNs), nsToSeconds(mtimeNs));
+const f64 = new Float64Array(1);
+const i64 = new BigInt64Array(f64.buffer);
+
+/** The adjacent double below (-1) or above (+1) a finite non-zero `x`. Pure. */
+function nextDouble(x: number, dir: -1 | 1): number {
+  if (x === 0) return dir * Number.MIN_VALUE;
+  f64[0] = x;
+  i64[0] = (i64[0] as bigint) + (x > 0 === dir > 0 ? 1n : -1n);
+  return f64[0] as number;
 }
 
 /** Sets both times to `seconds` (an action's fixed timestamp). Does I/O. */

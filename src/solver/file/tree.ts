@@ -182,7 +182,12 @@ export class TreeView {
       depth: number,
       state: FilterState | undefined,
     ): Promise<void> => {
-      const entries = await readDirSorted(this.abs(rel));
+      let entries: Dirent[];
+      try {
+        entries = await readDirSorted(this.abs(rel));
+      } catch (e) {
+        throw fsError(e, `reading /${rel}`);
+      }
       for (const e of entries) {
         const r = joinRel(rel, e.name);
         const s = joinRel(sub, e.name);

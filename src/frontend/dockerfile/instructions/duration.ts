@@ -7,8 +7,8 @@
 const unitNs: Record<string, bigint> = {
   ns: 1n,
   us: 1_000n,
-  'µs': 1_000n, // U+00B5 micro sign
-  'μs': 1_000n, // U+03BC Greek mu
+  µs: 1_000n, // U+00B5 micro sign
+  μs: 1_000n, // U+03BC Greek mu
   ms: 1_000_000n,
   s: 1_000_000_000n,
   m: 60_000_000_000n,
@@ -85,7 +85,8 @@ export function parseGoDuration(input: string): number {
     const unitName = s.slice(0, u);
     s = s.slice(u);
     const unit = unitNs[unitName];
-    if (unit === undefined) throw new Error(`time: unknown unit ${quote(unitName)} in duration ${quote(input)}`);
+    if (unit === undefined)
+      throw new Error(`time: unknown unit ${quote(unitName)} in duration ${quote(input)}`);
     if (v > overflowLimit / unit) throw invalid();
     v *= unit;
     if (f > 0n) {
