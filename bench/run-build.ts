@@ -70,11 +70,11 @@ async function ensureMultistage(c: BuildContext, base: string, ctx: string): Pro
       join(dir, 'Dockerfile'),
       [
         `FROM ${base} AS left`,
-        'COPY d0 /src/d0',
-        'RUN find /src | wc -l > /left && sha256sum /src/d0/* > /left.sum',
+        'COPY d00 /src/d00',
+        'RUN find /src | wc -l > /left && sha256sum /src/d00/* > /left.sum',
         `FROM ${base} AS right`,
-        'COPY d1 /src/d1',
-        'RUN find /src | wc -l > /right && sha256sum /src/d1/* > /right.sum',
+        'COPY d01 /src/d01',
+        'RUN find /src | wc -l > /right && sha256sum /src/d01/* > /right.sum',
         `FROM ${base}`,
         'COPY --from=left /left /left.sum /out/',
         'COPY --from=right /right /right.sum /out/',
@@ -149,7 +149,7 @@ export async function buildWorkloads(c: BuildContext): Promise<Workload[]> {
     let touch = 0;
     const changeOneFile = async () => {
       touch++;
-      await writeFile(join(dir, 'd7', 'f0707.txt'), `changed ${touch} ${Date.now()}\n`);
+      await writeFile(join(dir, 'd07', 'f0707.txt'), `changed ${touch} ${Date.now()}\n`);
     };
     workloads.push(
       {

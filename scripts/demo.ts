@@ -1,18 +1,19 @@
-// The README quick start, with no network: starts a throwaway Distribution registry on
-// loopback, publishes a tiny image to it (busybox plus a greeting, written in-process and
-// pushed with skopeo), then runs the dray CLI against it: pull, images, inspect, tag, push.
+// The README quick start, with no network. It builds three images with `dray build`:
+// examples/hello (FROM scratch), a busybox base from the host's static busybox, and
+// examples/app on that base (RUN steps in runc); rebuilds the app (all CACHED), changes a
+// file and rebuilds (dray says why the steps reran), shows `dray history`; then publishes
+// the app to a throwaway local registry and pulls it back.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { copyFile, cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { writeOciLayout } from '../test/harness/oci-fixture.ts';
 import { startRegistry } from '../test/harness/registry.ts';
 
 const cleanups: Array<() => unknown> = [];
 const t = { after: (fn: () => unknown) => void cleanups.push(fn) };
 const work = await mkdtemp(join(tmpdir(), 'dray-demo-'));
 cleanups.push(() => rm(work, { recursive: true, force: true }));
+const examples = join(import.meta.dirname, '..', 'examples');
 
 function dray(...args: string[]): void {
   console.log(`\n$ dray ${args.join(' ')}`);
@@ -24,27 +25,25 @@ function dray(...args: string[]): void {
 }
 
 try {
-  const registry = await startRegistry(t);
-  const files: Record<string, string | Buffer> = { 'hello.txt': 'Hello from dray!\n' };
-  if (existsSync('/bin/busybox')) files['bin/busybox'] = readFileSync('/bin/busybox');
-  const layout = await writeOciLayout(join(work, 'layout'), [files], {
-    config: { config: { Cmd: ['/bin/busybox', 'cat', '/hello.txt'] } },
-  });
-  const ref = `${registry.host}/demo/hello:latest`;
-  const copy = spawnSync('skopeo', [
-    'copy',
-    '-q',
-    '--dest-tls-verify=false',
-    `oci:${layout.ref}`,
-    `docker://${ref}`,
-  ]);
-  if (copy.status !== 0) throw new Error(`skopeo copy failed: ${copy.stderr}`);
-  console.log(`published ${ref} to a local registry`);
-  dray('pull', ref);
+  dray('build', '--progress=plain', '-t', 'hello', join(examples, 'hello'));
+  const base = join(work, 'busybox');
+  await cp(join(examples, 'busybox'), base, { recursive: true });
+  await copyFile('/bin/busybox', join(base, 'busybox'));
+  dray('build', '--progress=plain', '-t', 'local/busybox', base);
+  const app = join(work, 'app');
+  await cp(join(examples, 'app'), app, { recursive: true });
+  dray('build', '--progress=plain', '-t', 'demo/app', app);
+  dray('build', '--progress=plain', '-t', 'demo/app', app);
+  await writeFile(join(app, 'todo.txt'), 'alpha\nbeta\n');
+  dray('build', '--progress=plain', '-t', 'demo/app', app);
+  dray('history');
   dray('images');
-  dray('inspect', ref);
-  dray('tag', ref, `${registry.host}/demo/copy:1.0`);
-  dray('push', `${registry.host}/demo/copy:1.0`);
+  const registry = await startRegistry(t);
+  const ref = `${registry.host}/demo/app:latest`;
+  dray('tag', 'demo/app', ref);
+  dray('push', ref);
+  dray('rmi', ref);
+  dray('pull', ref);
 } finally {
   for (const fn of cleanups.reverse()) await fn();
 }

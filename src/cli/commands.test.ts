@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { test } from 'node:test';
 import { isDrayError } from '../index.ts';
+import { buildOptions, parseOutput, parseSecret } from './commands/build.ts';
 import { imagesOptions, renderImages } from './commands/images.ts';
 import { inspectOptions } from './commands/inspect.ts';
 import { loginCredentials, loginOptions, logoutOptions } from './commands/login.ts';
@@ -208,5 +209,97 @@ test('--max-concurrent-transfers reaches the registry options; bad values and pr
   assert.throws(
     () => ctx.progress('fancy' as 'auto'),
     (e) => isDrayError(e, 'DRAY_INVALID_ARGUMENT') && /progress mode/.test(e.message),
+  );
+});
+
+test('build: flags → BuildOptions (docker build flags)', async (t) => {
+  const { ctx } = await context(t, {}, { env: { FROM_ENV: 'v1', SOURCE_DATE_EPOCH: '1700000000' } });
+  const o = buildOptions(ctx, 'ctx', {
+    progress: 'plain',
+    file: 'ctx/Dockerfile.dev',
+    tag: ['a:1', 'b'],
+    buildArg: ['X=1', 'FROM_ENV', 'UNSET_VAR', 'EMPTY='],
+    target: 'final',
+    cache: false,
+    pull: true,
+    label: ['k=v=w'],
+    secret: ['id=tok,src=/run/tok', 'id=api,env=API_KEY'],
+    network: 'none',
+    push: true,
+  });
+  assert.equal(o.context, 'ctx');
+  assert.equal(o.file, 'ctx/Dockerfile.dev');
+  assert.deepEqual(o.tags, ['a:1', 'b']);
+  assert.deepEqual(
+    o.buildArgs,
+    { X: '1', FROM_ENV: 'v1', EMPTY: '' },
+    'a bare name takes the environment value, unset ones are left out',
+  );
+  assert.equal(o.target, 'final');
+  assert.equal(o.noCache, true);
+  assert.equal(o.pull, true);
+  assert.deepEqual(o.labels, { k: 'v=w' });
+  assert.deepEqual(o.secrets, { tok: { file: '/run/tok' }, api: { env: 'API_KEY' } });
+  assert.equal(o.network, 'none');
+  assert.equal(o.push, true);
+  assert.equal(o.sourceDateEpoch, 1700000000);
+  assert.throws(
+    () => buildOptions(ctx, '.', { progress: 'plain', network: 'bridge' }),
+    (e) => isDrayError(e, 'DRAY_INVALID_ARGUMENT'),
+  );
+  assert.throws(
+    () => buildOptions(ctx, '.', { progress: 'plain', label: ['=x'] }),
+    (e) => isDrayError(e, 'DRAY_INVALID_ARGUMENT'),
+  );
+});
+
+test('build: --output as buildx parses it', async (t) => {
+  const { ctx } = await context(t);
+  assert.deepEqual(parseOutput(ctx, 'out-dir').export, { type: 'local', dest: 'out-dir' });
+  assert.deepEqual(parseOutput(ctx, 'type=local,dest=d').export, { type: 'local', dest: 'd' });
+  assert.deepEqual(parseOutput(ctx, 'type=registry,name=r/x:1').export, {
+    type: 'image',
+    names: ['r/x:1'],
+    push: true,
+  });
+  assert.deepEqual(parseOutput(ctx, 'type=image,"name=a,b",push=true').export, {
+    type: 'image',
+    names: ['a', 'b'],
+    push: true,
+  });
+  const oci = parseOutput(ctx, 'type=oci,dest=o.tar,compression=zstd,compression-level=3');
+  assert.deepEqual(oci.export, { type: 'oci', dest: { kind: 'file', path: 'o.tar' } });
+  assert.equal(oci.compression, 'zstd');
+  assert.equal(oci.level, 3);
+  assert.equal(parseOutput(ctx, 'type=docker,dest=d.tar,compression=uncompressed').compression, 'none');
+  assert.equal(parseOutput(ctx, '-').export.type, 'tar');
+  for (const bad of [
+    'type=nope',
+    'type=local',
+    'type=oci,compression=lz4',
+    'type=oci,compression-level=x',
+    'novalue,type=tar',
+  ])
+    assert.throws(
+      () => parseOutput(ctx, bad),
+      (e) => isDrayError(e, 'DRAY_INVALID_ARGUMENT'),
+      bad,
+    );
+  const tty = await context(t, {}, { isTTY: true });
+  assert.throws(
+    () => parseOutput(tty.ctx, 'type=tar'),
+    (e) => isDrayError(e, 'DRAY_INVALID_ARGUMENT'),
+  );
+});
+
+test('build: --secret forms', () => {
+  assert.deepEqual(parseSecret('id=a,src=/f'), ['a', { file: '/f' }]);
+  assert.deepEqual(parseSecret('id=a,source=/f'), ['a', { file: '/f' }]);
+  assert.deepEqual(parseSecret('id=a,env=V'), ['a', { env: 'V' }]);
+  assert.deepEqual(parseSecret('type=env,id=a'), ['a', { env: 'a' }]);
+  assert.deepEqual(parseSecret('id=a'), ['a', { env: 'a' }]);
+  assert.throws(
+    () => parseSecret('src=/f'),
+    (e) => isDrayError(e, 'DRAY_INVALID_ARGUMENT'),
   );
 });

@@ -7,7 +7,7 @@ import { atomicWriteFile, readJsonFile } from './atomic.ts';
 /** A cached result: the layers a vertex with this cache key produced. */
 export interface CacheRecord {
   key: Digest;
-  layers: Array<{ diffId: Digest; blob: Descriptor }>;
+  layers: Array<{ diffId: Digest; blob: Descriptor; created?: number }>;
   /** Epoch ms the result was made. */
   created: number;
   /** The vertex's name when it ran, for `dray history` and debugging. */

@@ -438,7 +438,12 @@ class SolveRun {
     if (!r) return undefined;
     const layers: LayerRef[] = [];
     for (const l of r.layers) {
-      if (await this.#o.content.has(l.blob)) layers.push({ diffId: l.diffId, blob: l.blob });
+      if (await this.#o.content.has(l.blob))
+        layers.push({
+          diffId: l.diffId,
+          blob: l.blob,
+          ...(l.created !== undefined ? { created: l.created } : {}),
+        });
       else {
         const base = this.#baseLayers.get(l.diffId);
         if (!base || base.blob.digest !== l.blob.digest) return undefined;
@@ -492,7 +497,11 @@ class SolveRun {
         else throw new DrayError('DRAY_INTERNAL', `op ${op.kind} does not run`);
         await this.#s.records.put({
           key,
-          layers: layers.map((l) => ({ diffId: l.diffId, blob: l.blob })),
+          layers: layers.map((l) => ({
+            diffId: l.diffId,
+            blob: l.blob,
+            ...(l.created !== undefined ? { created: l.created } : {}),
+          })),
           created: Date.now(),
           ...(v.name !== undefined ? { name: v.name } : {}),
         });
@@ -569,7 +578,7 @@ class SolveRun {
           'DRAY_INTERNAL',
           `layer stored as ${stored.digest} but written as ${r.descriptor.digest}`,
         );
-      layer = { diffId: r.diffId, blob: r.descriptor };
+      layer = { diffId: r.diffId, blob: r.descriptor, created: Date.now() };
     } catch (e) {
       await blob.abort();
       throw e;
@@ -659,7 +668,7 @@ class SolveRun {
       const res = await this.#o.executor.run({
         rootfs: active.path,
         args: op.args,
-        env: op.env,
+        env: [...op.env, ...(await this.#secretEnv(op))],
         ...(op.cwd !== undefined ? { cwd: op.cwd } : {}),
         ...(op.user !== undefined ? { user: op.user } : {}),
         ...(op.hostname !== undefined ? { hostname: op.hostname } : {}),
@@ -688,25 +697,28 @@ class SolveRun {
     }
   }
 
-  async #secretFile(m: Extract<ExecOp['mounts'][number], { type: 'secret' }>): Promise<string | undefined> {
-    const s = this.#opts.session?.secrets?.[m.id];
+  /** A secret's bytes from the session; undefined when absent and optional. */
+  async #secretData(id: string, optional: boolean | undefined): Promise<Buffer | undefined> {
+    const s = this.#opts.session?.secrets?.[id];
     if (!s) {
-      if (m.optional) return undefined;
-      throw new DrayError('DRAY_BUILD', `secret ${m.id} not found`, {
-        hint: `pass it with --secret id=${m.id},src=FILE (or env=VAR)`,
+      if (optional) return undefined;
+      throw new DrayError('DRAY_BUILD', `secret ${id} not found`, {
+        hint: `pass it with --secret id=${id},src=FILE (or env=VAR)`,
       });
     }
-    let data: Buffer;
-    if ('data' in s) data = s.data;
-    else if ('file' in s) data = await fs.readFile(s.file);
-    else {
-      const value = process.env[s.env];
-      if (value === undefined) {
-        if (m.optional) return undefined;
-        throw new DrayError('DRAY_BUILD', `secret ${m.id}: environment variable ${s.env} is not set`);
-      }
-      data = Buffer.from(value);
+    if ('data' in s) return s.data;
+    if ('file' in s) return fs.readFile(s.file);
+    const value = process.env[s.env];
+    if (value === undefined) {
+      if (optional) return undefined;
+      throw new DrayError('DRAY_BUILD', `secret ${id}: environment variable ${s.env} is not set`);
     }
+    return Buffer.from(value);
+  }
+
+  async #secretFile(m: Extract<ExecOp['mounts'][number], { type: 'secret' }>): Promise<string | undefined> {
+    const data = await this.#secretData(m.id, m.optional);
+    if (data === undefined) return undefined;
     const dir = await fs.mkdtemp(join(await this.#tempDir(), 'secret-'));
     const file = join(dir, 'secret');
     await fs.writeFile(file, data, { mode: m.mode ?? 0o400 });
@@ -714,6 +726,16 @@ class SolveRun {
     await fs.chown(file, m.uid ?? 0, m.gid ?? 0);
     this.#cleanup.push(() => fs.rm(dir, { recursive: true, force: true }));
     return file;
+  }
+
+  /** `RUN --mount=type=secret,env=NAME`: secrets as environment variables (never in the cache key or the image). */
+  async #secretEnv(op: ExecOp): Promise<string[]> {
+    const out: string[] = [];
+    for (const s of op.secretEnv ?? []) {
+      const data = await this.#secretData(s.id, s.optional);
+      if (data !== undefined) out.push(`${s.name}=${data.toString('utf8')}`);
+    }
+    return out;
   }
 
   async #file(v: Vertex, op: FileOp, inputs: readonly Result[]): Promise<LayerRef[]> {

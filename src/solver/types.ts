@@ -21,6 +21,8 @@ export interface SourceImage {
   ref: string;
   /** The platform-specific manifest's digest: the source's cache key. */
   digest: Digest;
+  /** What the reference itself resolves to (an index for multi-platform images); BuildKit pins FROM with it. */
+  rootDigest?: Digest;
   config: ImageConfig;
   /** Layer blobs, bottom first; `config.rootfs.diff_ids` has their diffIDs. */
   layers: readonly Descriptor[];
@@ -42,6 +44,8 @@ export interface LayerRef {
   blob: Descriptor;
   /** For base-image layers whose blob may still be in the registry. */
   image?: SourceImage;
+  /** Epoch ms the layer was made (kept in cache records, so a cached rebuild dates it the same). */
+  created?: number;
 }
 
 /** What a vertex produced: a filesystem as layers. */

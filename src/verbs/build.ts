@@ -135,7 +135,7 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
           { platform: r.platform, ...(o.signal ? { signal: o.signal } : {}) },
         );
         done(undefined);
-        return { ref: img.ref, digest: img.digest, config: img.config };
+        return { ref: img.ref, digest: img.rootDigest ?? img.digest, config: img.config };
       } catch (e) {
         done(e as Error);
         throw e;
@@ -180,7 +180,7 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
     ...(o.noCache ? { noCache: true } : {}),
     ...(o.compression ? { compression: o.compression } : {}),
     ...(o.compressionLevel !== undefined ? { compressionLevel: o.compressionLevel } : {}),
-    ...(o.sourceDateEpoch !== undefined ? { sourceDateEpoch: o.sourceDateEpoch } : {}),
+    ...(graph.sourceDateEpoch !== undefined ? { sourceDateEpoch: graph.sourceDateEpoch } : {}),
     session,
     exporter,
     image: { config: graph.config, ...(graph.baseHistory ? { baseHistory: graph.baseHistory } : {}) },
@@ -207,7 +207,10 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
     imageId: digestOf(documentBytes(r.config)),
     descriptor: r.descriptor,
     config: r.config,
-    names: exporter.type === 'image' ? (exporter.names ?? []) : [],
+    names:
+      exporter.type === 'image' || exporter.type === 'docker'
+        ? (exporter.names ?? []).map((n) => referenceString(normalizeReference(n)))
+        : [],
     buildId: r.buildId,
     steps: { ran, cached },
   };

@@ -101,8 +101,9 @@ function imageResolver(stores: Stores, registry: RegistryOptions | undefined): I
             local?.manifestDescriptor.digest === ref.digest;
           if (local && matches && (await allPresent(stores, local.manifest.layers)))
             return {
-              ref: `${name.split('@')[0]}@${local.manifestDescriptor.digest}`,
+              ref: `${name.split('@')[0]}@${rec.target.digest}`,
               digest: local.manifestDescriptor.digest,
+              rootDigest: rec.target.digest,
               config: local.config,
               layers: local.manifest.layers,
             };
@@ -116,8 +117,9 @@ function imageResolver(stores: Stores, registry: RegistryOptions | undefined): I
         await stores.images.tag(name, root);
         const img = await resolveImage(stores.content, root, { ...o, has });
         return {
-          ref: `${name.split('@')[0]}@${img.manifestDescriptor.digest}`,
+          ref: `${name.split('@')[0]}@${root.digest}`,
           digest: img.manifestDescriptor.digest,
+          rootDigest: root.digest,
           config: img.config,
           layers: img.manifest.layers,
         };

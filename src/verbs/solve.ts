@@ -94,14 +94,21 @@ export async function solve(
   const config0 = o.image?.config ?? outcome.result.image?.config ?? emptyImageConfig(engine.platform);
   const history = normalizeLayersAndHistory(
     o.image?.history ?? config0.history ?? [],
-    layers.map(() => ({ created: now })),
+    layers.map((l) =>
+      l.image ? {} : { created: l.created !== undefined ? new Date(l.created).toISOString() : now },
+    ),
   );
-  const config = patchImageConfig(config0, {
+  const patched = patchImageConfig(config0, {
     diffIds: layers.map((l) => l.diffId),
     history,
     ...(o.sourceDateEpoch !== undefined ? { sourceDateEpoch: o.sourceDateEpoch } : {}),
     ...(o.image?.baseHistory ? { baseHistory: o.image.baseHistory } : {}),
   });
+  // BuildKit re-marshals the config through a Go map: top-level keys come out sorted, which
+  // the image ID (the config's digest) depends on.
+  const config = Object.fromEntries(
+    Object.entries(patched).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+  ) as ImageConfig;
   const docker = o.exporter.type === 'image' && o.exporter.mediaTypes === 'docker';
   const descriptor = await writeImage(
     engine.content,

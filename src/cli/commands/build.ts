@@ -30,14 +30,16 @@ function collect(value: string, previous: string[] = []): string[] {
 /** `a=b,c=d` as buildx reads `--output` and `--secret` (values may be quoted with "). */
 export function parseCsvPairs(spec: string, flag: string): Map<string, string> {
   const out = new Map<string, string>();
-  for (const part of spec.match(/("[^"]*"|[^,])+/g) ?? []) {
+  for (const raw of spec.match(/("[^"]*"|[^,])+/g) ?? []) {
+    // CSV fields as buildx reads them: a quoted field may hold commas (`"name=a,b"`).
+    const part = raw.replace(/"/g, '');
     const i = part.indexOf('=');
     if (i <= 0)
       throw new DrayError(
         'DRAY_INVALID_ARGUMENT',
         `invalid ${flag} value ${JSON.stringify(spec)}: ${JSON.stringify(part)} is not key=value`,
       );
-    out.set(part.slice(0, i).trim().toLowerCase(), part.slice(i + 1).replace(/^"|"$/g, ''));
+    out.set(part.slice(0, i).trim().toLowerCase(), part.slice(i + 1));
   }
   return out;
 }

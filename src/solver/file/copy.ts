@@ -57,6 +57,14 @@ export async function copyAction(env: CopyEnv, action: CopyAction, src: TreeView
       );
     }
   }
+  // COPY --parents: paths the user named must exist even though `include` narrows the copy.
+  for (const required of action.requiredPaths ?? []) {
+    const p = cleanActionPath(required);
+    const found = /[*?[]/.test(p)
+      ? (await src.wildcard(p, false)).length > 0
+      : Boolean(await src.resolve(p, false));
+    if (!found) throw notFound(p);
+  }
   const matches = action.allowWildcard
     ? (await src.wildcard(srcPath, action.followSymlinks === true)).map((m) => m.path)
     : [srcPath];

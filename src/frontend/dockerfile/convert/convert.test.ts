@@ -541,7 +541,9 @@ test('escape directive applies to word expansion', async () => {
 
 test('the base image config sets the first step: env, working dir, user', async () => {
   const c = await convert('FROM app\nRUN id\n', {
-    images: { 'docker.io/library/app:latest': imageConfig({ Env: ['A=1'], WorkingDir: '/srv', User: 'www' }) },
+    images: {
+      'docker.io/library/app:latest': imageConfig({ Env: ['A=1'], WorkingDir: '/srv', User: 'www' }),
+    },
   });
   const op = c.vertices.at(-1)!.op as ExecOp;
   // A PATH is added when the image has none, as upstream does.
@@ -574,4 +576,15 @@ test('the Dockerfile may be bytes; an aborted signal stops the conversion', asyn
   const ac = new AbortController();
   ac.abort();
   await assert.rejects(convert('FROM busybox\n', { signal: ac.signal }));
+});
+
+test('ONBUILD triggers of a base image may read other stages (resolved in a second round)', async () => {
+  const c = await convert('FROM busybox AS assets\nRUN build\nFROM app\nRUN after\n', {
+    images: { 'docker.io/library/app:latest': imageConfig({ OnBuild: ['COPY --from=assets /out /srv'] }) },
+  });
+  assert.ok(c.names.includes('[stage-1 2/3] ONBUILD COPY --from=assets /out /srv'), c.names.join('\n'));
+  // Upstream names a stage's FROM once per resolution round, and `assets` was resolved once
+  // as unreachable before the trigger made it needed: its steps count from 2.
+  assert.ok(c.names.includes('[assets 3/2] RUN build'), c.names.join('\n'));
+  assert.deepEqual(c.graph.stages, ['assets', '1']);
 });
