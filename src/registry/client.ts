@@ -1,4 +1,4 @@
-import { Agent, type Dispatcher, interceptors } from 'undici';
+import type { Dispatcher } from 'undici';
 import { DrayError, throwIfAborted } from '../errors.ts';
 import type { RunOptions } from '../progress/index.ts';
 import type { Authenticator, Challenge, Scope } from './auth-types.ts';
@@ -20,6 +20,7 @@ import {
   undiciSend,
   userAgentMiddleware,
 } from './transport.ts';
+import { undici } from './undici.ts';
 
 export interface RegistryClientOptions {
   /** Answers auth challenges; default anonymous (every 401 is final). */
@@ -88,7 +89,7 @@ export class RegistryClient {
     this.#ownAgent = o.dispatcher === undefined;
     this.#agent =
       o.dispatcher ??
-      new Agent({
+      new (undici().Agent)({
         connections: Math.max(8, this.concurrency * 2),
         ...(o.tls
           ? {
@@ -101,7 +102,7 @@ export class RegistryClient {
             }
           : {}),
       });
-    const redirecting = this.#agent.compose(interceptors.redirect({ maxRedirections: 5 }));
+    const redirecting = this.#agent.compose(undici().interceptors.redirect({ maxRedirections: 5 }));
     const base = undiciSend({ dispatcher: this.#agent, redirecting });
     const retry = resolveRetryOptions(o.retry);
     const ua = userAgentMiddleware(o.userAgent ?? defaultUserAgent);

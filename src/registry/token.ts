@@ -1,9 +1,10 @@
-import { type Dispatcher, request } from 'undici';
+import type { Dispatcher } from 'undici';
 import { z } from 'zod';
 import { abortError, DrayError, throwIfAborted } from '../errors.ts';
 import type { Auth, Scope } from './auth-types.ts';
 import { formatScope } from './challenge.ts';
 import { isInsecureAllowed } from './endpoint.ts';
+import { undici } from './undici.ts';
 
 /**
  * Bearer tokens from a token service, as the distribution token spec describes
@@ -187,7 +188,7 @@ async function send(
   if (authorization) headers.authorization = authorization;
   if (form !== undefined) headers['content-type'] = 'application/x-www-form-urlencoded';
   try {
-    return await request(url, {
+    return await undici().request(url, {
       method,
       headers,
       body: form ?? null,

@@ -1,8 +1,8 @@
 import { createWriteStream } from 'node:fs';
+import { createRequire } from 'node:module';
 import { posix } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { request } from 'undici';
 import { type Digest, Digester } from '../digest/index.ts';
 import { DrayError } from '../errors.ts';
 import type { HttpSource } from './ops.ts';
@@ -17,6 +17,10 @@ export interface DownloadedFile {
 }
 
 const maxRedirects = 10;
+
+// undici is loaded when a download happens (it takes ~100 ms to load).
+const request = (...a: Parameters<typeof import('undici').request>) =>
+  (createRequire(import.meta.url)('undici') as typeof import('undici')).request(...a);
 
 /**
  * Downloads an HTTP source to `path`, hashing it on the way (streamed, never held in memory).

@@ -1,7 +1,15 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { abortError, DrayError } from '../../errors.ts';
-import type { ErrInfo, HashResult, Job, ListResult, Reply, Request } from './fs-worker.ts';
+import {
+  type ErrInfo,
+  type HashResult,
+  type Job,
+  type ListResult,
+  listDir,
+  type Reply,
+  type Request,
+} from './fs-worker.ts';
 
 /**
  * A few worker threads that make the file engine's per-file system calls (see
@@ -29,6 +37,11 @@ class FsPool {
 
   get size(): number {
     return this.#size;
+  }
+
+  /** Whether a worker thread is running (listing inline is cheaper than starting one). */
+  get started(): boolean {
+    return this.#slots.length > 0;
   }
 
   request(
@@ -99,6 +112,10 @@ function crashed(r: Reply): never {
 export async function listDirs(dirs: readonly string[], signal?: AbortSignal): Promise<ListResult[]> {
   if (signal?.aborted) throw abortError(signal, 'reading directories');
   const p = pool();
+  // Starting the workers costs ~100 ms; listing a 10,000-file context inline costs ~40 ms.
+  // So a walk that needs no file contents (a warm build's checksum, all cache hits) never
+  // starts them; the first hash or copy does.
+  if (!p.started) return dirs.map((d) => listDir(d));
   const chunks: string[][] = [];
   const per = Math.max(1, Math.min(DIRS_PER_REQUEST, Math.ceil(dirs.length / p.size)));
   for (let i = 0; i < dirs.length; i += per) chunks.push(dirs.slice(i, i + per));

@@ -1,0 +1,14 @@
+import { createRequire } from 'node:module';
+
+type Undici = typeof import('undici');
+let loaded: Undici | undefined;
+
+/**
+ * undici, loaded on first use: it takes ~100 ms to load, and most dray commands (a warm
+ * build, images, inspect, save) never open a connection. undici is CommonJS, so a
+ * synchronous require keeps every caller synchronous.
+ */
+export function undici(): Undici {
+  loaded ??= createRequire(import.meta.url)('undici') as Undici;
+  return loaded;
+}
