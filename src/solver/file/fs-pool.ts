@@ -30,6 +30,7 @@ class FsPool {
   readonly #pending = new Map<number, Pending>();
   #nextId = 0;
   #busy = 0;
+  #idleTimer: NodeJS.Timeout | undefined;
 
   constructor(size: number) {
     this.#size = size;
@@ -47,6 +48,7 @@ class FsPool {
   request(
     req: { kind: 'list'; dirs: string[] } | { kind: 'jobs'; jobs: Job[] } | { kind: 'hash'; files: string[] },
   ): Promise<Reply> {
+    clearTimeout(this.#idleTimer);
     const slot = this.#pick();
     const id = this.#nextId++;
     if (this.#busy++ === 0) for (const s of this.#slots) s.w.ref();
@@ -73,8 +75,26 @@ class FsPool {
     if (!p) return undefined;
     this.#pending.delete(id);
     p.worker.inflight--;
-    if (--this.#busy === 0) for (const s of this.#slots) s.w.unref();
+    if (--this.#busy === 0) {
+      for (const s of this.#slots) s.w.unref();
+      // Idle workers hold tens of MB each; a build's next phase (diff, compression) should
+      // not carry them. Restarting costs ~100 ms, so wait a moment for more work first.
+      this.#idleTimer = setTimeout(() => this.#stop(), 300);
+      this.#idleTimer.unref();
+    }
     return p;
+  }
+
+  #stop(): void {
+    if (this.#busy > 0) return;
+    const slots = this.#slots;
+    this.#slots = [];
+    for (const s of slots) {
+      s.w.removeAllListeners('exit');
+      s.w.removeAllListeners('error');
+      s.w.on('error', () => {});
+      void s.w.terminate();
+    }
   }
 
   #spawn(): Slot {
