@@ -19,9 +19,10 @@ export async function explainMiss(
   if (!before) return current.meta?.instruction ? 'new instruction' : undefined;
   if (before.key === current.key) return 'the cache record was pruned';
   if (before.op !== current.op) {
+    // The text as written first (a build-arg leaves it alone), then the values it expands to.
+    if (before.meta?.instruction !== current.meta?.instruction) return 'the instruction changed';
     const envChange = changedEnv(before.op, current.op);
     if (envChange.length > 0) return `${envChange.slice(0, 3).join(', ')} changed`;
-    if (before.meta?.instruction !== current.meta?.instruction) return 'the instruction changed';
     return 'the step definition changed';
   }
   // Same op: an input changed. Context files first (the most useful answer).
@@ -58,8 +59,16 @@ function matchVertex(current: VertexRecord, previous: BuildRecord): VertexRecord
   return (
     candidates.find((v) => instruction !== undefined && v.meta?.instruction === instruction) ??
     candidates.find((v) => v.meta?.index !== undefined && v.meta.index === current.meta?.index) ??
-    previous.vertices.find((v) => v.name !== undefined && v.name === current.name)
+    previous.vertices.find((v) => v.name !== undefined && v.name === current.name) ??
+    // The same step position (`[builder 3/5]`): the instruction there was edited.
+    candidates.find((v) => stepOf(v.name) !== undefined && stepOf(v.name) === stepOf(current.name))
   );
+}
+
+/** `[builder 3/5] RUN …` → `builder 3`. */
+function stepOf(name: string | undefined): string | undefined {
+  const m = name ? /^\[\s*(.*?)\s*(\d+)\/\d+\]/.exec(name) : null;
+  return m ? `${m[1]} ${m[2]}` : undefined;
 }
 
 function envOf(op: string): Map<string, string> {

@@ -196,7 +196,11 @@ export async function dockerImageSnapshot(
  * (parse errors), else the line whose text is the failed step's name (`[stage 2/3] RUN x`
  * → the line `RUN x`). undefined when neither is found.
  */
-export function failedLine(message: string, step: string | undefined, dockerfile: string): number | undefined {
+export function failedLine(
+  message: string,
+  step: string | undefined,
+  dockerfile: string,
+): number | undefined {
   const m = /\bline (\d+)\b/.exec(message);
   if (m) return Number(m[1]);
   if (step === undefined) return undefined;
