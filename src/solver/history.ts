@@ -133,6 +133,7 @@ export class HistoryStore {
   async prune(o: HistoryPruneOptions): Promise<{ removed: number; bytes: number }> {
     const all = await this.list();
     const keep = o.keepLast ?? 1;
+    if (all.length <= keep) return { removed: 0, bytes: 0 };
     let removed = 0;
     let freed = 0;
     const sizes = new Map<string, number>();

@@ -47,6 +47,8 @@ export interface SolverOptions {
   platform?: Platform;
   /** Steps that run at once (default: the number of CPUs, at least 2). */
   concurrency?: number;
+  /** Build history limits, applied after every solve (default: 7 days, 1 GiB, the newest 20 always kept). */
+  history?: { maxAgeMs?: number; maxBytes?: number; keepLast?: number };
 }
 
 export interface SolveOptions extends RunOptions {
@@ -125,6 +127,14 @@ export class Solver {
     } finally {
       await run.dispose();
       await this.#checksums.save().catch(() => {});
+      const h = this.#o.history ?? {};
+      await this.history
+        .prune({
+          maxAgeMs: h.maxAgeMs ?? 7 * 86_400_000,
+          maxBytes: h.maxBytes ?? 1 << 30,
+          keepLast: h.keepLast ?? 20,
+        })
+        .catch(() => {});
     }
   }
 
