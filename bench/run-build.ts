@@ -147,9 +147,11 @@ export async function buildWorkloads(c: BuildContext): Promise<Workload[]> {
     const pullBase = async (root: string) =>
       checked(DRAY_BIN, ['--root', root, 'pull', '-q', base], c.drayEnv);
     let touch = 0;
+    // A file the build uses: the ctx build copies everything; the multi-stage build copies d00 and d01.
+    const changed = key === 'multistage' ? join(dir, 'd00', 'f0007.txt') : join(dir, 'd07', 'f0707.txt');
     const changeOneFile = async () => {
       touch++;
-      await writeFile(join(dir, 'd07', 'f0707.txt'), `changed ${touch} ${Date.now()}\n`);
+      await writeFile(changed, `changed ${touch} ${Date.now()}\n`);
     };
     workloads.push(
       {

@@ -433,12 +433,14 @@ async function main(): Promise<void> {
             wall: 'hrtime around /usr/bin/time',
             rss: '%M',
           },
-          fixture: {
-            version: fixture.version,
-            manifestDigest: fixture.manifestDigest,
-            compressedBytes: fixture.compressedBytes,
-            uncompressedBytes: fixture.uncompressedBytes,
-          },
+          fixture: needBig
+            ? {
+                version: fixture.version,
+                manifestDigest: fixture.manifestDigest,
+                compressedBytes: fixture.compressedBytes,
+                uncompressedBytes: fixture.uncompressedBytes,
+              }
+            : null,
           results,
         },
         null,

@@ -1,8 +1,10 @@
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join, posix } from 'node:path';
 import type { Readable } from 'node:stream';
+import { promisify } from 'node:util';
 import { writeLayerTo } from '../archive/index.ts';
 import type { ContentStore } from '../content/index.ts';
 import { type Digest, digestOf } from '../digest/index.ts';
@@ -34,6 +36,8 @@ import { CacheRecords } from './records.ts';
 import type { ImageResolver, LayerRef, Result, Session, SourceImage } from './types.ts';
 import { canonicalJson, type Vertex } from './vertex.ts';
 import { explainMiss } from './why.ts';
+
+const execFileAsync = promisify(execFile);
 
 /** The solver's collaborators (BuildKit's worker: snapshotter, executor, content, resolver). */
 export interface SolverOptions {
@@ -228,10 +232,39 @@ class SolveRun {
     return r;
   }
 
+  /**
+   * Ties an error to the step it happened in (BuildKit names the failing vertex): the error
+   * gets `step` and the step's name as a prefix, and progress marks the step failed. Errors
+   * of inputs pass through unchanged (they already name their own step).
+   */
+  #stepError(v: Vertex, e: unknown): unknown {
+    if (v.name === undefined || !isDrayError(e) || e.code === 'DRAY_ABORTED') return e;
+    if ((e as { step?: string }).step !== undefined) return e;
+    if (e.code !== 'DRAY_EXEC_FAILED') e.message = `${v.name}: ${e.message}`;
+    Object.assign(e, { step: v.name });
+    const record = this.#records.get(v.digest);
+    const now = Date.now();
+    if (record && record.completed === undefined) {
+      record.completed = now;
+      record.error = e.message;
+      this.#progress?.write({
+        id: v.digest,
+        kind: 'vertex',
+        name: v.name,
+        ...(record.started === undefined ? { started: now } : {}),
+        completed: now,
+        error: e.message.split('\n')[0] ?? '',
+      });
+    }
+    return e;
+  }
+
   key(v: Vertex): Promise<KeyInfo> {
     let p = this.#keys.get(v.digest);
     if (!p) {
-      p = this.#computeKey(v);
+      p = this.#computeKey(v).catch((e: unknown) => {
+        throw this.#stepError(v, e);
+      });
       this.#keys.set(v.digest, p);
     }
     return p;
@@ -519,7 +552,9 @@ class SolveRun {
         if (v.name !== undefined)
           this.#progress?.write({ id: v.digest, kind: 'vertex', started, completed: record.completed });
         return { layers };
-      } catch (e) {
+      } catch (e0) {
+        const e = this.#stepError(v, e0);
+        if (record.completed !== undefined && record.error !== undefined) throw e;
         record.completed = Date.now();
         record.error = errorText(e);
         if (v.name !== undefined)
@@ -616,6 +651,19 @@ class SolveRun {
           const input = m.input !== undefined ? v.inputs[m.input] : undefined;
           const local = input ? localSourceOf(input) : undefined;
           let base: string;
+          if (local && m.readonly === false) {
+            // A read-write bind of the context: the step may write, the writes are thrown away.
+            const scratchDir = await fs.mkdtemp(join(await this.#tempDir(), 'bind-rw-'));
+            await execFileAsync('cp', [
+              '-a',
+              '--reflink=auto',
+              `${confinedJoin(this.#localTree(local).root, m.selector ?? '/')}/.`,
+              scratchDir,
+            ]);
+            releases.push(() => fs.rm(scratchDir, { recursive: true, force: true }));
+            mounts.push({ type: 'bind', destination: m.dest, source: scratchDir, readonly: false });
+            continue;
+          }
           if (local) base = this.#localTree(local).root;
           else {
             const layers = m.input !== undefined ? (inputs[m.input]?.layers ?? []) : [];

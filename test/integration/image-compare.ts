@@ -211,3 +211,34 @@ export function failedLine(
   const loose = lines.findIndex((l) => l !== '' && (l.startsWith(text) || text.startsWith(l)));
   return loose === -1 ? undefined : loose + 1;
 }
+
+/** A projection as lines (`Env: [...]`, `history[3]: {...}`), keys sorted, for lineDiff. */
+export function configLines(p: ConfigProjection): string[] {
+  const out: string[] = [];
+  for (const [k, v] of Object.entries(p).sort(([a], [b]) => (a < b ? -1 : 1))) {
+    if (k === 'history') {
+      for (const [i, h] of (v as ConfigProjection['history']).entries())
+        out.push(`history[${i}]: ${JSON.stringify(h)}`);
+    } else out.push(`${k}: ${JSON.stringify(v)}`);
+  }
+  return out;
+}
+
+/**
+ * The lines only `theirs` has (`- `), then those only `mine` has (`+ `), as multisets, each in
+ * its list's order: empty exactly when the two lists hold the same lines.
+ */
+export function lineDiff(mine: string[], theirs: string[]): string[] {
+  const only = (a: string[], b: string[], sign: string) => {
+    const left = new Map<string, number>();
+    for (const l of b) left.set(l, (left.get(l) ?? 0) + 1);
+    const out: string[] = [];
+    for (const l of a) {
+      const n = left.get(l) ?? 0;
+      if (n > 0) left.set(l, n - 1);
+      else out.push(`${sign} ${l}`);
+    }
+    return out;
+  };
+  return [...only(theirs, mine, '-'), ...only(mine, theirs, '+')];
+}

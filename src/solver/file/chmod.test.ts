@@ -32,7 +32,10 @@ test('symbolic modes: relative to each file, BSD setmode rules', () => {
   assert.equal(sym('a+X', 0o600), 0o600, 'X: not for a plain file');
   assert.equal(sym('a+X', 0o700), 0o711, 'X: an executable file');
   assert.equal(sym('a+rX', 0o700, true), 0o755, 'X: a directory');
-  assert.equal(sym('a=rX', 0o700, true), 0o444, 'dchapes-mode (BuildKit) honours X only with +');
+  assert.equal(sym('a=rX', 0o700, true), 0o555, 'X with = (dchapes-mode adds an X command after the =)');
+  assert.equal(sym('u=rwX,go=rX', 0o700), 0o755, 'the Dockerfile reference example: an executable file');
+  assert.equal(sym('u=rwX,go=rX', 0o600), 0o644, 'a plain file gets no x');
+  assert.equal(sym('a-X', 0o755), 0o644, '-X clears like -x');
   assert.equal(sym('go=u-w', 0o751), 0o755, 'copy the user bits minus w');
   assert.equal(sym('g=u', 0o640), 0o660);
   assert.equal(sym('u=', 0o755), 0o055);

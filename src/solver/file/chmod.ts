@@ -99,7 +99,10 @@ function parseSymbolic(text: string): Step[] {
         else if (c === 'w') perm |= ALL_W;
         else if (c === 'x') perm |= ALL_X;
         else if (c === 'X') {
-          if (op === '+') permX = ALL_X;
+          // `+X` and `=X`: execute where it makes sense (directories, already-executable files);
+          // `-X` clears execute like `-x` (dchapes-mode, BuildKit's parser).
+          if (op !== '-') permX = ALL_X;
+          else perm |= ALL_X;
         } else if (c === 's') {
           // setuid/setgid only mean something for the user and group classes.
           if (target === 0 || (target & ~OTH) !== 0) perm |= SUID | SGID;

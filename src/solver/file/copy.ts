@@ -72,7 +72,16 @@ export async function copyAction(env: CopyEnv, action: CopyAction, src: TreeView
     if (action.allowEmptyWildcard) return;
     throw notFound(srcPath);
   }
+  // `COPY --exclude=*.txt hom* /d/`: the patterns also drop wildcard matches themselves
+  // (the reference's example), not only paths under a copied directory.
+  const own =
+    action.allowWildcard && action.exclude?.length ? createPathFilter(undefined, action.exclude) : undefined;
   for (const m of matches) {
+    if (own && /[*?[]/.test(srcPath)) {
+      const rel = m.replace(/^\/+/, '');
+      const meta = await src.resolve(m, false);
+      if (rel !== '' && !own.matches(rel, meta?.meta.kind === 'dir')) continue;
+    }
     throwIfAborted(env.signal, 'copy');
     if (action.extractArchive) {
       const top = await src.resolve(m, true);
