@@ -13,4 +13,4 @@ export { layerMediaType, writeLayer, writeLayerTo } from './layer-writer.ts';
 export { normalizeName, readTar } from './tar-reader.ts';
 export { createTarWriter, encodeHeader, TarWriter, type TarWriterOptions } from './tar-writer.ts';
 export type { Compression, CompressionOptions, TarEntry, TarEntryType, TarHeader } from './types.ts';
-export { walkTree } from './walk.ts';
+export { type ReadXattrsOptions, readXattrs, walkTree, type XattrIndex } from './walk.ts';

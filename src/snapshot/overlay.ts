@@ -12,7 +12,13 @@ import {
 } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { applyLayer, type LayerWriter, type WriteDiffOptions, walkTree } from '../archive/index.ts';
+import {
+  applyLayer,
+  type LayerWriter,
+  readXattrs,
+  type WriteDiffOptions,
+  walkTree,
+} from '../archive/index.ts';
 import { tryLock } from '../content/index.ts';
 import { type Digest, shortDigest } from '../digest/index.ts';
 import { DrayError, throwIfAborted } from '../errors.ts';
@@ -498,29 +504,42 @@ function gone(path: string): DrayError {
  * `rm` for everything to drop. Does I/O.
  */
 async function trimUpper(upper: string, rec: DiffRecord): Promise<void> {
+  // Only directories (opaque marks) and empty files (whiteouts in the xattr form) can carry
+  // the xattrs that matter here, so the tree is walked without reading any, and only those
+  // few paths are asked about afterwards: a getfattr over a 10,000-file COPY took longer
+  // than the rest of the commit.
+  const entries: Array<{ name: string; path: string; kind: string; size: number; rdev: bigint }> = [];
+  for await (const e of walkTree(upper, { xattrs: false })) {
+    const { meta } = e;
+    entries.push({ name: e.name, path: meta.path, kind: meta.kind, size: meta.size, rdev: meta.rdev });
+  }
+  const ask = entries
+    .filter((e) => e.kind === 'directory' || (e.kind === 'file' && e.size === 0))
+    .map((e) => e.path);
+  const xattrs = ask.length > 0 ? await readXattrs(ask) : new Map<string, Map<string, Buffer>>();
   const drop: string[] = [];
   const unmark: string[] = [];
   let skip: string | undefined;
-  for await (const e of walkTree(upper, { xattrs: true })) {
+  for (const e of entries) {
     if (skip !== undefined && e.name.startsWith(`${skip}/`)) continue;
     skip = undefined;
-    const { meta } = e;
+    const x = xattrs.get(e.path);
     const whiteout =
-      (meta.kind === 'character-device' && meta.rdev === 0n) ||
-      (meta.kind === 'file' &&
-        meta.size === 0 &&
-        (e.xattrs?.has('trusted.overlay.whiteout') || e.xattrs?.has('user.overlay.whiteout')));
+      (e.kind === 'character-device' && e.rdev === 0n) ||
+      (e.kind === 'file' &&
+        e.size === 0 &&
+        (x?.has('trusted.overlay.whiteout') || x?.has('user.overlay.whiteout')));
     if (whiteout) {
-      if (!rec.whiteouts.has(e.name)) drop.push(meta.path);
+      if (!rec.whiteouts.has(e.name)) drop.push(e.path);
     } else if (!rec.written.has(e.name)) {
-      drop.push(meta.path);
-      if (meta.kind === 'directory') skip = e.name; // nothing below it was written either
+      drop.push(e.path);
+      if (e.kind === 'directory') skip = e.name; // nothing below it was written either
     } else if (
-      meta.kind === 'directory' &&
+      e.kind === 'directory' &&
       !rec.opaque.has(e.name) &&
-      e.xattrs?.get('trusted.overlay.opaque')?.toString() === 'y'
+      x?.get('trusted.overlay.opaque')?.toString() === 'y'
     ) {
-      unmark.push(meta.path);
+      unmark.push(e.path);
     }
   }
   await removeTrees(drop);
