@@ -4,16 +4,23 @@ import { dirname } from 'node:path';
 
 /**
  * Writes `bytes` to `path` so that readers see the old file or the whole new one, and a crash
- * loses nothing committed: temp file in the same directory, fsync, rename. Does I/O.
+ * loses nothing committed: temp file in the same directory, fsync, rename. `sync: false`
+ * skips the fsync for what is only diagnostics (build history): still never torn for
+ * readers, but a crash may lose the newest version. Does I/O.
  */
-export async function atomicWriteFile(path: string, bytes: Buffer | string, mode = 0o644): Promise<void> {
+export async function atomicWriteFile(
+  path: string,
+  bytes: Buffer | string,
+  mode = 0o644,
+  o: { sync?: boolean } = {},
+): Promise<void> {
   await fs.mkdir(dirname(path), { recursive: true });
   const tmp = `${path}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
   try {
     const fh = await fs.open(tmp, 'wx', mode);
     try {
       await fh.writeFile(bytes);
-      await fh.sync();
+      if (o.sync !== false) await fh.sync();
     } finally {
       await fh.close();
     }

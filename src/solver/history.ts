@@ -199,13 +199,17 @@ export class BuildRecorder {
 
   /** Keeps the per-file checksums a step's key used. Does I/O. */
   async saveChecksumFiles(step: VertexRecord, files: ChecksumFiles): Promise<void> {
-    await atomicWriteFile(join(this.#dir, 'checksums', `${step.step}.json`), JSON.stringify(files));
+    await atomicWriteFile(join(this.#dir, 'checksums', `${step.step}.json`), JSON.stringify(files), 0o644, {
+      sync: false,
+    });
   }
 
   /** Writes build.json (serialised with other flushes). Does I/O. */
   flush(): Promise<void> {
     const snapshot = JSON.stringify(this.record);
-    this.#flushing = this.#flushing.then(() => atomicWriteFile(join(this.#dir, 'build.json'), snapshot));
+    this.#flushing = this.#flushing.then(() =>
+      atomicWriteFile(join(this.#dir, 'build.json'), snapshot, 0o644, { sync: false }),
+    );
     return this.#flushing;
   }
 
