@@ -6,7 +6,7 @@ import { join, posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { writeLayerTo } from '../archive/index.ts';
-import type { ContentStore } from '../content/index.ts';
+import { acquireLock, type ContentStore } from '../content/index.ts';
 import { type Digest, digestOf } from '../digest/index.ts';
 import { DrayError, isDrayError, throwIfAborted } from '../errors.ts';
 import { type ExecMount, type Executor, resolveChown } from '../executor/index.ts';
@@ -466,12 +466,42 @@ class SolveRun {
       this.#announceCached(v, record);
       return r;
     }
-    const p = this.#run(v, key, record);
+    const p = this.#runOnce(v, key, record, Boolean(noCache));
     this.#s.inflight.set(key, p);
     try {
       return await p;
     } finally {
       this.#s.inflight.delete(key);
+    }
+  }
+
+  /**
+   * Runs a vertex once across processes too: a lock per cache key, and a second look at the
+   * records once it is held, so a process that waited for another one's identical step
+   * takes its result instead of running it again.
+   */
+  async #runOnce(v: Vertex, key: Digest, record: VertexRecord, noCache: boolean): Promise<Result> {
+    // Inputs first (they take their own locks), so the lock below is held only while this step runs.
+    await Promise.all(v.inputs.map((i) => this.result(i)));
+    const hex = key.slice(key.indexOf(':') + 1);
+    const dir = join(this.#o.root, 'locks');
+    await fs.mkdir(dir, { recursive: true });
+    const lock = await acquireLock(join(dir, `solve-${hex}`), {
+      what: `step ${v.name ?? v.digest}`,
+      timeoutMs: 24 * 3600_000,
+      ...(this.#opts.signal ? { signal: this.#opts.signal } : {}),
+    });
+    try {
+      if (!noCache) {
+        const hit = await this.#fromRecord(key);
+        if (hit) {
+          this.#announceCached(v, record);
+          return hit;
+        }
+      }
+      return await this.#run(v, key, record);
+    } finally {
+      await lock?.release();
     }
   }
 

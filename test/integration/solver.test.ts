@@ -256,3 +256,33 @@ for (const kind of kinds) {
     assert.deepEqual(await mountsUnder(root), []);
   });
 }
+
+test('two processes solving the same step run it once', async (t) => {
+  if (!requireTool(t, 'runc')) return;
+  const root = await tempDir(t, 'dray-solver-2proc-');
+  await storeBusyboxImage(t, root);
+  const step = runStep(
+    image('docker.io/library/busybox:latest'),
+    'echo ran >> /cache/count; sleep 1; echo done > /out',
+    {
+      mounts: [{ type: 'cache', dest: '/cache', id: 'two-processes', sharing: 'shared' }],
+    },
+  );
+  const graphFile = join(await tempDir(t), 'graph.json');
+  await writeFile(graphFile, JSON.stringify(marshalGraph(step.vertex!)));
+  const child = () =>
+    runCommand(process.execPath, [fixture, root, graphFile, 'overlay'], { timeoutMs: 120_000 });
+  const [a, b] = await Promise.all([child(), child()]);
+  assert.equal(a.code, 0, a.stdout + a.stderr);
+  assert.equal(b.code, 0, b.stdout + b.stderr);
+  const count = runStep(image('docker.io/library/busybox:latest'), 'cat /cache/count > /count', {
+    noCache: true,
+    mounts: [{ type: 'cache', dest: '/cache', id: 'two-processes', sharing: 'shared' }],
+  });
+  const r = await solve(count, { root, snapshotter: 'overlay' });
+  assert.equal(
+    (await layerEntries(root, r)).get('count'),
+    'ran\n',
+    "the second process took the first one's result",
+  );
+});
