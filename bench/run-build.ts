@@ -104,7 +104,10 @@ export async function buildWorkloads(c: BuildContext): Promise<Workload[]> {
   const contexts: Array<[string, string]> = [];
   if (sel('build')) contexts.push(['build', ctx]);
   if (sel('multistage')) contexts.push(['multistage', await ensureMultistage(c, base, ctx)]);
-  const tools = ['dray', 'docker-buildkit', 'docker-classic'];
+  // BENCH_BUILD_TOOLS=dray,docker-buildkit leaves out the (slow) classic builder.
+  const tools = (process.env.BENCH_BUILD_TOOLS ?? 'dray,docker-buildkit,docker-classic')
+    .split(',')
+    .filter((x) => ['dray', 'docker-buildkit', 'docker-classic'].includes(x));
   const describe = (state: string): Record<string, string> => ({
     dray: `dray --root R build -t bench/ctx CTX (${state})`,
     'docker-buildkit': `POST /build?version=2 (dockerd's BuildKit) (${state})`,

@@ -84,7 +84,7 @@ export class ChecksumCache {
   }
 
   /**
-   * Writes the cache atomically (temp file, fsync, rename, fsync of the directory), dropping
+   * Writes the cache atomically (temp file, rename; no fsync: it only saves work), dropping
    * entries no run has used for a while. Does I/O. @throws fs errors (the caller may ignore them).
    */
   async save(): Promise<void> {
@@ -103,8 +103,8 @@ export class ChecksumCache {
     try {
       const fh = await open(tmp, 'wx', 0o600);
       try {
+        // No fsync: this is a cache. A crash may lose the newest version, never tear it.
         await fh.writeFile(JSON.stringify({ version: VERSION, gen: this.#gen, entries }));
-        await fh.sync();
       } finally {
         await fh.close();
       }
@@ -113,12 +113,6 @@ export class ChecksumCache {
       await rm(tmp, { force: true });
       throw e;
     }
-    const d = await open(dir, 'r');
-    try {
-      await d.sync();
-    } finally {
-      await d.close();
-    }
     this.#dirty = false;
   }
 
@@ -126,7 +120,9 @@ export class ChecksumCache {
   lookup(m: Meta): string | undefined {
     const e = this.#entries.get(key(m));
     if (e && e.size === m.size && e.mtimeNs === m.mtimeNs && e.ctimeNs === m.ctimeNs && e.perm === m.perm) {
-      if (e.gen !== this.#gen) {
+      // Refreshed only now and then, so that a build that changed nothing does not rewrite
+      // the whole file; an entry in use never gets old enough to be dropped.
+      if (this.#gen - e.gen >= KEEP_GENERATIONS / 2) {
         e.gen = this.#gen;
         this.#dirty = true;
       }
