@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { copy, image, local, merge, mkdir, scratch } from './builder.ts';
+import { CacheMounts } from './cache-mounts.ts';
 import { HistoryStore } from './history.ts';
 import { LogTail } from './log-tail.ts';
 import { CacheRecords } from './records.ts';
@@ -183,4 +184,39 @@ test('log tail keeps the last lines', () => {
   assert.deepEqual(t.lines(), ['cd', 'e']);
   t.push('partial');
   assert.deepEqual(t.lines(), ['e', 'partial']);
+});
+
+test('cache mounts: shared at once, private gets another instance, locked waits', async (t) => {
+  const root = await tmp(t);
+  const mounts = new CacheMounts(root);
+  const a = await mounts.acquire({ id: 'npm', sharing: 'shared', mode: 0o700, uid: 5, gid: 6 });
+  const b = await mounts.acquire({ id: 'npm', sharing: 'shared' });
+  assert.equal(a.path, b.path);
+  assert.equal(a.created, true);
+  assert.equal(b.created, false);
+  const st = await stat(a.path);
+  assert.equal(st.mode & 0o777, 0o700);
+  assert.equal(st.uid, 5);
+  await a.release();
+  await b.release();
+  const p1 = await mounts.acquire({ id: 'apt', sharing: 'private' });
+  const p2 = await mounts.acquire({ id: 'apt', sharing: 'private' });
+  assert.notEqual(p1.path, p2.path, 'a busy private cache gets a second instance');
+  await p1.release();
+  const p3 = await mounts.acquire({ id: 'apt', sharing: 'private' });
+  assert.equal(p3.path, p1.path, 'a free instance is reused');
+  await p2.release();
+  await p3.release();
+  const l1 = await mounts.acquire({ id: 'go', sharing: 'locked' });
+  let second = false;
+  const l2p = mounts.acquire({ id: 'go', sharing: 'locked' }).then((h) => {
+    second = true;
+    return h;
+  });
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(second, false, 'a locked cache waits for its holder');
+  await l1.release();
+  const l2 = await l2p;
+  assert.equal(l2.path, l1.path);
+  await l2.release();
 });
