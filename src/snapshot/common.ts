@@ -273,3 +273,46 @@ export async function makeRootDir(dir: string): Promise<void> {
   await mkdir(dir, { mode: 0o755 });
   await chmod(dir, 0o755); // whatever the umask
 }
+
+/** `view()`/`prepare()` of a chain that `ensure()` has not materialised. `what` names it. */
+export function notMaterialised(chain: readonly Digest[], what: string): DrayError {
+  return new DrayError(
+    'DRAY_NOT_FOUND',
+    `snapshot of ${chain.length} layer(s) (${what}) is not materialised`,
+    {
+      hint: 'call ensure(chain) before view() or prepare()',
+    },
+  );
+}
+
+/**
+ * A view or active snapshot of either kind: `release()` runs the kind's `dispose()` once
+ * (a failed one may be retried) and reports failures as DRAY_SNAPSHOT.
+ */
+export abstract class SnapshotHandle {
+  readonly path: string;
+  readonly chain: LayerChain;
+  readonly dir: string;
+  #released: Promise<void> | undefined;
+
+  constructor(path: string, chain: readonly Digest[], dir: string) {
+    this.path = path;
+    this.chain = Object.freeze([...chain]);
+    this.dir = dir;
+  }
+
+  get released(): boolean {
+    return this.#released !== undefined;
+  }
+
+  /** Undoes what the handle holds (unmount, remove its directory). */
+  protected abstract dispose(): Promise<void>;
+
+  release(): Promise<void> {
+    this.#released ??= this.dispose().catch((e: unknown) => {
+      this.#released = undefined; // let a later call retry
+      throw snapshotError(e, `release snapshot ${this.path}`);
+    });
+    return this.#released;
+  }
+}

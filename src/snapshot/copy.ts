@@ -16,9 +16,11 @@ import {
   makeRootDir,
   makeStoreDirs,
   makeTemp,
+  notMaterialised,
   OnceAcrossProcesses,
   recoverDirs,
   renameIntoPlace,
+  SnapshotHandle,
   type StoreDirs,
   snapshotError,
   storeDirs,
@@ -133,7 +135,7 @@ export class CopySnapshotter implements Snapshotter {
     const dir = await makeActive(this.#d, c, false);
     if (!(await this.has(c))) {
       await removeTrees([dir]);
-      throw notMaterialised(c);
+      throw notMaterialised(c, `chain ${shortDigest(chainId(c) ?? 'scratch')}`);
     }
     return new CopyHandle(this.chainDir(c), c, dir);
   }
@@ -144,7 +146,7 @@ export class CopySnapshotter implements Snapshotter {
     const dir = await makeActive(this.#d, c, true);
     const fs = join(dir, 'fs');
     try {
-      if (!(await this.has(c))) throw notMaterialised(c);
+      if (!(await this.has(c))) throw notMaterialised(c, `chain ${shortDigest(chainId(c) ?? 'scratch')}`);
       if (c.length === 0) await makeRootDir(fs);
       else await copyTree(this.chainDir(c), fs, o.signal);
     } catch (e) {
@@ -204,37 +206,10 @@ export class CopySnapshotter implements Snapshotter {
   }
 }
 
-function notMaterialised(chain: readonly Digest[]): DrayError {
-  return new DrayError(
-    'DRAY_NOT_FOUND',
-    `snapshot of ${chain.length} layer(s) (chain ${shortDigest(chainId(chain) ?? 'scratch')}) is not materialised`,
-    { hint: 'call ensure(chain) before view() or prepare()' },
-  );
-}
-
 /** A view or active snapshot: `release()` removes its record (and copy), once. */
-class CopyHandle implements SnapshotView {
-  readonly path: string;
-  readonly chain: LayerChain;
-  readonly dir: string;
-  #released: Promise<void> | undefined;
-
-  constructor(path: string, chain: readonly Digest[], dir: string) {
-    this.path = path;
-    this.chain = Object.freeze([...chain]);
-    this.dir = dir;
-  }
-
-  get released(): boolean {
-    return this.#released !== undefined;
-  }
-
-  release(): Promise<void> {
-    this.#released ??= removeTrees([this.dir]).catch((e: unknown) => {
-      this.#released = undefined;
-      throw snapshotError(e, `release snapshot ${this.path}`);
-    });
-    return this.#released;
+class CopyHandle extends SnapshotHandle implements SnapshotView {
+  protected dispose(): Promise<void> {
+    return removeTrees([this.dir]);
   }
 }
 

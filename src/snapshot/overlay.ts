@@ -33,9 +33,11 @@ import {
   makeRootDir,
   makeStoreDirs,
   makeTemp,
+  notMaterialised,
   OnceAcrossProcesses,
   recoverDirs,
   renameIntoPlace,
+  SnapshotHandle,
   type StoreDirs,
   snapshotError,
   storeDirs,
@@ -232,7 +234,7 @@ export class OverlaySnapshotter implements Snapshotter {
       short = (await readFile(join(dir, 'link'), 'utf8')).trim();
     } catch (e) {
       if (errno(e) !== 'ENOENT') throw snapshotError(e, `layer ${d}`);
-      if (!(await exists(dir))) throw notMaterialised([d]);
+      if (!(await exists(dir))) throw notMaterialised([d], `top ${shortDigest(d)}`);
       short = '';
     }
     for (let attempt = 0; ; attempt++) {
@@ -263,7 +265,12 @@ export class OverlaySnapshotter implements Snapshotter {
   /** `lowerdir=` for a chain: the aliases, top first, relative to the store (the mount's cwd). */
   async #lowerdir(chain: readonly Digest[], minLayers: number): Promise<string> {
     const order = lowerOrder(chain);
-    for (const d of order) if (!(await exists(this.#layerDir(d)))) throw notMaterialised(chain);
+    for (const d of order)
+      if (!(await exists(this.#layerDir(d))))
+        throw notMaterialised(
+          chain,
+          `top ${chain.length ? shortDigest(chain[chain.length - 1] as string) : 'scratch'}`,
+        );
     const parts = await Promise.all(order.map(async (d) => `l/${await this.#alias(d)}`));
     // overlayfs needs two lower layers when there is no upper one
     const fill = ['empty', 'empty2'];
@@ -405,37 +412,10 @@ export class OverlaySnapshotter implements Snapshotter {
   }
 }
 
-function notMaterialised(chain: readonly Digest[]): DrayError {
-  return new DrayError(
-    'DRAY_NOT_FOUND',
-    `snapshot of ${chain.length} layer(s) (top ${chain.length ? shortDigest(chain[chain.length - 1] as string) : 'scratch'}) is not materialised`,
-    { hint: 'call ensure(chain) before view() or prepare()' },
-  );
-}
-
 /** A mounted view or active snapshot: `release()` unmounts and removes its directory, once. */
-class Handle implements SnapshotView {
-  readonly path: string;
-  readonly chain: LayerChain;
-  readonly dir: string;
-  #released: Promise<void> | undefined;
-
-  constructor(path: string, chain: readonly Digest[], dir: string) {
-    this.path = path;
-    this.chain = Object.freeze([...chain]);
-    this.dir = dir;
-  }
-
-  get released(): boolean {
-    return this.#released !== undefined;
-  }
-
-  release(): Promise<void> {
-    this.#released ??= unmountAndRemove(this.dir).catch((e: unknown) => {
-      this.#released = undefined; // let a later call retry
-      throw snapshotError(e, `release snapshot ${this.path}`);
-    });
-    return this.#released;
+class Handle extends SnapshotHandle implements SnapshotView {
+  protected dispose(): Promise<void> {
+    return unmountAndRemove(this.dir);
   }
 }
 
