@@ -24,3 +24,4 @@ export type { OpenVerifiedOptions, PutOptions } from './repository.ts';
 export { maxManifestBytes, Repository } from './repository.ts';
 export type { RetryOptions } from './retry.ts';
 export type { HttpMethod, Middleware, Send, TransportRequest, TransportResponse } from './transport.ts';
+export { undici } from './undici.ts';

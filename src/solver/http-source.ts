@@ -1,10 +1,10 @@
 import { createWriteStream } from 'node:fs';
-import { createRequire } from 'node:module';
 import { posix } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type Digest, Digester } from '../digest/index.ts';
 import { DrayError } from '../errors.ts';
+import { undici } from '../registry/index.ts';
 import type { HttpSource } from './ops.ts';
 
 /** A downloaded file: where it is, its digest and the name it gets. */
@@ -18,10 +18,6 @@ export interface DownloadedFile {
 
 const maxRedirects = 10;
 
-// undici is loaded when a download happens (it takes ~100 ms to load).
-const request = (...a: Parameters<typeof import('undici').request>) =>
-  (createRequire(import.meta.url)('undici') as typeof import('undici')).request(...a);
-
 /**
  * Downloads an HTTP source to `path`, hashing it on the way (streamed, never held in memory).
  * The name comes from the source, else Content-Disposition, else the URL's last segment (else
@@ -34,9 +30,9 @@ export async function downloadHttpSource(
 ): Promise<DownloadedFile> {
   let url = new URL(src.url);
   if (url.protocol !== 'http:' && url.protocol !== 'https:')
-    throw new DrayError('DRAY_BUILD', `unsupported URL scheme ${url.protocol} in ${safe(url)}`);
+    throw new DrayError('DRAY_BUILD', `unsupported URL scheme ${url.protocol} in ${redactUrl(url)}`);
   for (let hop = 0; ; hop++) {
-    const res = await request(url, { method: 'GET', ...(o.signal ? { signal: o.signal } : {}) });
+    const res = await undici().request(url, { method: 'GET', ...(o.signal ? { signal: o.signal } : {}) });
     if (res.statusCode >= 300 && res.statusCode < 400 && res.headers.location && hop < maxRedirects) {
       await res.body.dump();
       url = new URL(String(res.headers.location), url);
@@ -44,7 +40,7 @@ export async function downloadHttpSource(
     }
     if (res.statusCode !== 200) {
       await res.body.dump();
-      throw new DrayError('DRAY_BUILD', `invalid response status ${res.statusCode} for ${safe(url)}`);
+      throw new DrayError('DRAY_BUILD', `invalid response status ${res.statusCode} for ${redactUrl(url)}`);
     }
     const digester = new Digester('sha256');
     const hash = new Transform({
@@ -82,10 +78,15 @@ function urlName(url: URL): string {
   return base && base !== '/' && base !== '.' && base !== '..' ? base : 'index';
 }
 
-function safe(url: URL): string {
-  const u = new URL(url);
-  u.username = '';
-  u.password = '';
-  u.search = '';
-  return u.toString();
+/** A URL fit for messages: no user, password or query (signed URLs carry tokens there). */
+export function redactUrl(url: string | URL): string {
+  try {
+    const u = new URL(url);
+    u.username = '';
+    u.password = '';
+    u.search = '';
+    return u.toString();
+  } catch {
+    return '(invalid URL)';
+  }
 }

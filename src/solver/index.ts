@@ -20,7 +20,7 @@ export {
   symlink,
 } from './builder.ts';
 export { CacheMounts, type HeldCacheMount } from './cache-mounts.ts';
-export { createPathFilter, type PathFilter, readDockerignore } from './file/index.ts';
+export { cleanPath, createPathFilter, type PathFilter, readDockerignore } from './file/index.ts';
 export {
   type BuildRecord,
   BuildRecorder,

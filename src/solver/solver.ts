@@ -28,7 +28,7 @@ import {
   HistoryStore,
   type VertexRecord,
 } from './history.ts';
-import { type DownloadedFile, downloadHttpSource } from './http-source.ts';
+import { type DownloadedFile, downloadHttpSource, redactUrl } from './http-source.ts';
 import { Limiter } from './limiter.ts';
 import { LogTail } from './log-tail.ts';
 import type { ExecOp, FileOp, HttpSource, LocalSource } from './ops.ts';
@@ -103,6 +103,7 @@ export class Solver {
   readonly #inflight = new Map<string, Promise<Result>>();
   readonly #cacheMounts: CacheMounts;
   readonly #checksums: ChecksumCache;
+  #checksumsLoaded: Promise<ChecksumCache> | undefined;
   readonly #platform: Platform;
 
   constructor(o: SolverOptions) {
@@ -118,7 +119,6 @@ export class Solver {
   /** Solves the graph under `root` (undefined = scratch). Does I/O. Throws DRAY_EXEC_FAILED, DRAY_BUILD, DRAY_ABORTED… */
   async solve(root: Vertex | undefined, o: SolveOptions = {}): Promise<SolveOutcome> {
     throwIfAborted(o.signal, 'build');
-    await this.#checksums.load().catch(() => {});
     const recorder = await this.history.start(o.meta ?? {});
     const run = new SolveRun(this, this.#o, recorder, o);
     try {
@@ -161,8 +161,13 @@ export class Solver {
     return this.#cacheMounts;
   }
   /** @internal */
-  get checksums(): ChecksumCache {
-    return this.#checksums;
+  checksums(): Promise<ChecksumCache> {
+    // Read once per process, and only by builds that checksum local files.
+    this.#checksumsLoaded ??= this.#checksums.load().then(
+      () => this.#checksums,
+      () => this.#checksums,
+    );
+    return this.#checksumsLoaded;
   }
   /** @internal */
   get platform(): Platform {
@@ -283,7 +288,10 @@ class SolveRun {
           const img = await this.#image(v);
           material = { source: 'image', digest: img.digest };
         } else if (src.type === 'local') {
-          const c = await checksumTree(this.#localTree(src), { cache: this.#s.checksums, manifest: true });
+          const c = await checksumTree(this.#localTree(src), {
+            cache: await this.#s.checksums(),
+            manifest: true,
+          });
           checksums['/'] = c.digest;
           files['/'] = c.files;
           material = { source: 'local', content: c.digest };
@@ -313,7 +321,7 @@ class SolveRun {
             for (const sel of selectors) {
               const c = await checksumTree(
                 { ...this.#localTree(local), root: confinedJoin(this.#localTree(local).root, sel) },
-                { cache: this.#s.checksums, manifest: true },
+                { cache: await this.#s.checksums(), manifest: true },
               );
               checksums[`input ${i}: ${sel}`] = c.digest;
               files[`input ${i}: ${sel}`] = c.files;
@@ -338,7 +346,7 @@ class SolveRun {
             const local = input ? localSourceOf(input) : undefined;
             if (!local) return null;
             const c = await checksumCopySources(this.#localTree(local), a, {
-              cache: this.#s.checksums,
+              cache: await this.#s.checksums(),
               manifest: true,
             });
             checksums[`copy ${ai}: ${a.src}`] = c.digest;
@@ -916,18 +924,6 @@ function confinedJoin(base: string, sub: string): string {
 
 function errorText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
-}
-
-function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    u.username = '';
-    u.password = '';
-    u.search = '';
-    return u.toString();
-  } catch {
-    return '(invalid URL)';
-  }
 }
 
 /** BuildKit's wording, plus the step and the last lines of its output (BuildKit prints them beside the error). */

@@ -16,6 +16,7 @@ export { ChecksumCache } from './checksum-cache.ts';
 export { applyMode, type ModeSpec, parseMode } from './chmod.ts';
 export { resolveChownInRoot } from './chown.ts';
 export {
+  cleanPath,
   createPathFilter,
   type FilterState,
   goMatch,

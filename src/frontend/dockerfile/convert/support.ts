@@ -4,9 +4,13 @@
  * platform ARGs.
  */
 import type { Platform } from '../../../oci/index.ts';
+import { cleanPath } from '../../../solver/index.ts';
 import { formatGoDuration, type Healthcheck } from '../instructions/index.ts';
 import { goQuote } from '../shell/gotext.ts';
 import { EnvList } from './env-list.ts';
+
+/** Go's `path.Clean` (the file engine's, shared). */
+export { cleanPath };
 
 /** Go's `fmt.Sprintf("%v", []string)`: `[a b c]`. */
 export function goList(items: readonly string[] | undefined): string {
@@ -156,25 +160,6 @@ export function uppercaseCmd(s: string): string {
 export function summarizeHeredoc(doc: string): string {
   const lines = doc.trim().replaceAll('\r\n', '\n').split('\n');
   return lines.length > 1 ? `${lines[0]}...` : lines[0]!;
-}
-
-/** Go's `path.Clean`. */
-export function cleanPath(p: string): string {
-  if (p === '') return '.';
-  const rooted = p.startsWith('/');
-  const out: string[] = [];
-  for (const part of p.split('/')) {
-    if (part === '' || part === '.') continue;
-    if (part === '..') {
-      if (out.length > 0 && out[out.length - 1] !== '..') out.pop();
-      else if (!rooted) out.push('..');
-      continue;
-    }
-    out.push(part);
-  }
-  const joined = out.join('/');
-  if (rooted) return `/${joined}`;
-  return joined === '' ? '.' : joined;
 }
 
 /** Go's `path.Join`. */
