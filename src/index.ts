@@ -4,6 +4,21 @@
  * compose their own pipelines (copy an image between any two blob targets, read a
  * registry, keep a content store).
  */
+
+export type {
+  CacheConfig,
+  CacheExportRecord,
+  CacheExportSpec,
+  CacheImportSpec,
+  CacheMode,
+} from './cache/index.ts';
+export {
+  exportCache,
+  ImportedCache,
+  importCache,
+  parseCacheExportSpec,
+  parseCacheImportSpec,
+} from './cache/index.ts';
 export type { ContentInfo, IngestWriter } from './content/index.ts';
 export { ContentStore } from './content/index.ts';
 export type { Digest, DigestAlgorithm } from './digest/index.ts';
@@ -66,6 +81,7 @@ export {
 } from './registry/index.ts';
 export type {
   BuildRecord,
+  CacheSource,
   Chown,
   CopyAction,
   ExecOp,
@@ -76,6 +92,7 @@ export type {
   HttpSource,
   ImageResolver,
   ImageSource,
+  ImportedLayer,
   LayerRef,
   LocalSource,
   Op,

@@ -217,7 +217,8 @@ export async function copyGraph(
 
   const copyChild = async (c: Descriptor): Promise<void> => {
     try {
-      await copyNode(c, false);
+      // A blob straight under an index (a BuildKit cache's layers) gets per-layer progress.
+      await copyNode(c, !isDocumentType(c.mediaType));
     } catch (e) {
       if (o.missingChildren === 'skip' && isMissing(e)) return;
       throw e;
@@ -230,7 +231,8 @@ export async function copyGraph(
   };
 
   try {
-    await copyNode(root, false);
+    // A lone blob (a layer fetched on its own) reports progress like a layer of an image.
+    await copyNode(root, !isDocumentType(root.mediaType));
   } catch (e) {
     inner.abort(e);
     throw e;

@@ -50,7 +50,15 @@ export type {
 } from './ops.ts';
 export { type CacheRecord, CacheRecords } from './records.ts';
 export { type SolveOptions, type SolveOutcome, Solver, type SolverOptions } from './solver.ts';
-export type { ImageResolver, LayerRef, Result, Session, SourceImage } from './types.ts';
+export type {
+  CacheSource,
+  ImageResolver,
+  ImportedLayer,
+  LayerRef,
+  Result,
+  Session,
+  SourceImage,
+} from './types.ts';
 export {
   canonicalJson,
   type GraphDefinition,

@@ -10,7 +10,7 @@ import { acquireLock, type ContentStore } from '../content/index.ts';
 import { type Digest, digestOf } from '../digest/index.ts';
 import { DrayError, isDrayError, throwIfAborted } from '../errors.ts';
 import { type ExecMount, type Executor, resolveChown } from '../executor/index.ts';
-import { hostPlatform, type Platform } from '../oci/index.ts';
+import { type Descriptor, hostPlatform, type Platform } from '../oci/index.ts';
 import type { ProgressWriter, RunOptions } from '../progress/index.ts';
 import type { ActiveSnapshot, Snapshotter, SnapshotView } from '../snapshot/index.ts';
 import { CacheMounts } from './cache-mounts.ts';
@@ -32,8 +32,8 @@ import { type DownloadedFile, downloadHttpSource, redactUrl } from './http-sourc
 import { Limiter } from './limiter.ts';
 import { LogTail } from './log-tail.ts';
 import type { ExecOp, FileOp, HttpSource, LocalSource } from './ops.ts';
-import { CacheRecords } from './records.ts';
-import type { ImageResolver, LayerRef, Result, Session, SourceImage } from './types.ts';
+import { type CacheRecord, CacheRecords } from './records.ts';
+import type { CacheSource, ImageResolver, LayerRef, Result, Session, SourceImage } from './types.ts';
 import { canonicalJson, type Vertex } from './vertex.ts';
 import { explainMiss } from './why.ts';
 
@@ -72,6 +72,11 @@ export interface SolveOptions extends RunOptions {
    * changed since it (`[3/5] RUN make — cache miss: src/app.ts changed`).
    */
   previous?: BuildRecord;
+  /**
+   * Imported remote caches, asked in order after the data root's own records miss. A hit
+   * fetches just that step's layers; a missing or corrupt blob warns and the step runs.
+   */
+  cacheImports?: readonly CacheSource[];
 }
 
 export interface SolveOutcome {
@@ -100,6 +105,7 @@ export class Solver {
   readonly history: HistoryStore;
   readonly #o: SolverOptions;
   readonly #limiter: Limiter;
+  readonly #fetchLimiter = new Limiter(4);
   readonly #inflight = new Map<string, Promise<Result>>();
   readonly #cacheMounts: CacheMounts;
   readonly #checksums: ChecksumCache;
@@ -151,6 +157,10 @@ export class Solver {
   /** @internal */
   get limiter(): Limiter {
     return this.#limiter;
+  }
+  /** @internal Imported cache blobs fetched at once. */
+  get fetchLimiter(): Limiter {
+    return this.#fetchLimiter;
   }
   /** @internal */
   get inflight(): Map<string, Promise<Result>> {
@@ -468,6 +478,13 @@ class SolveRun {
         return hit;
       }
     }
+    if (!noCache) {
+      const imported = await this.#fromImports(v, key);
+      if (imported) {
+        this.#announceCached(v, record);
+        return imported;
+      }
+    }
     const shared = this.#s.inflight.get(key);
     if (shared) {
       const r = await shared;
@@ -534,6 +551,49 @@ class SolveRun {
     return { layers };
   }
 
+  /**
+   * A result from an imported cache: its layers are fetched (verified) now, since the step's
+   * dependents or the export need them, and kept as a local record so the next build needs
+   * no import. A layer that cannot be fetched makes the hit unusable: warn, try the next
+   * cache, and in the end run the step.
+   */
+  async #fromImports(v: Vertex, key: Digest): Promise<Result | undefined> {
+    const ro: RunOptions = {
+      ...(this.#opts.signal ? { signal: this.#opts.signal } : {}),
+      ...(this.#progress ? { progress: this.#progress } : {}),
+    };
+    for (const source of this.#opts.cacheImports ?? []) {
+      const found = source.lookup(key);
+      if (!found) continue;
+      try {
+        const layers = await Promise.all(
+          found.layers.map(async (l): Promise<LayerRef> => {
+            const base = this.#baseLayers.get(l.diffId);
+            if (base && base.blob.digest === l.blob.digest) return base;
+            if (!(await this.#o.content.has(l.blob)))
+              await this.#s.fetchLimiter.run(() => source.fetch(l, ro));
+            return recordLayer(l);
+          }),
+        );
+        await this.#s.records.put({
+          key,
+          layers: layers.map(recordLayer),
+          created: found.created ?? Date.now(),
+          ...(v.name !== undefined ? { name: v.name } : {}),
+        });
+        return { layers };
+      } catch (e) {
+        if (this.#opts.signal?.aborted) throw e;
+        this.#progress?.write({
+          id: `cache-warning:${key}:${source.name}`,
+          kind: 'message',
+          message: `WARNING: ${source.name}: the cached result of ${v.name ?? key} is unusable (${errorText(e)}); running the step`,
+        });
+      }
+    }
+    return undefined;
+  }
+
   #announceCached(v: Vertex, record: VertexRecord, withInputs = true): void {
     // As BuildKit shows it: the steps under a hit are CACHED too (they did not run), inputs first.
     if (withInputs)
@@ -578,11 +638,7 @@ class SolveRun {
         else throw new DrayError('DRAY_INTERNAL', `op ${op.kind} does not run`);
         await this.#s.records.put({
           key,
-          layers: layers.map((l) => ({
-            diffId: l.diffId,
-            blob: l.blob,
-            ...(l.created !== undefined ? { created: l.created } : {}),
-          })),
+          layers: layers.map(recordLayer),
           created: Date.now(),
           ...(v.name !== undefined ? { name: v.name } : {}),
         });
@@ -727,7 +783,22 @@ class SolveRun {
             ...(this.#opts.signal ? { signal: this.#opts.signal } : {}),
           });
           releases.push(() => held.release());
-          if (held.created && m.input !== undefined) {
+          let restored = false;
+          if (held.created)
+            for (const source of this.#opts.cacheImports ?? []) {
+              if (!source.restoreMount) continue;
+              restored = await source.restoreMount(m.id, held.path, ro).catch((e: unknown) => {
+                if (this.#opts.signal?.aborted) throw e;
+                this.#progress?.write({
+                  id: `cache-warning:mount:${m.id}:${source.name}`,
+                  kind: 'message',
+                  message: `WARNING: ${source.name}: cannot restore cache mount ${m.id} (${errorText(e)})`,
+                });
+                return false;
+              });
+              if (restored) break;
+            }
+          if (held.created && !restored && m.input !== undefined) {
             const input = v.inputs[m.input];
             const local = input ? localSourceOf(input) : undefined;
             let from: string;
@@ -910,6 +981,15 @@ class SolveRun {
       if (!committed) await active.release().catch(() => {});
     }
   }
+}
+
+/** A layer as a cache record keeps it (no link to the image it may have come from). */
+function recordLayer(l: {
+  diffId: Digest;
+  blob: Descriptor;
+  created?: number;
+}): CacheRecord['layers'][number] {
+  return { diffId: l.diffId, blob: l.blob, ...(l.created !== undefined ? { created: l.created } : {}) };
 }
 
 function localSourceOf(v: Vertex): LocalSource | undefined {

@@ -57,3 +57,33 @@ export interface Result {
 
 /** Opens a layer blob for unpacking. */
 export type LayerOpener = (layer: LayerRef, o: RunOptions) => Promise<Readable>;
+
+/** A layer of a result another machine built, as an imported cache describes it. */
+export interface ImportedLayer {
+  diffId: Digest;
+  blob: Descriptor;
+  /** Epoch ms the layer was made. */
+  created?: number;
+}
+
+/**
+ * Results other builds made, found by cache key: an imported remote cache (BuildKit's
+ * `--cache-from`). The solver asks it after its own records miss, and fetches only the
+ * layers of the results it uses, so nothing under a cached step is ever downloaded.
+ */
+export interface CacheSource {
+  /** For warnings: `registry cache 127.0.0.1:5000/app:cache`. */
+  readonly name: string;
+  /** The layers (bottom first) recorded for `key`, or undefined. No I/O. */
+  lookup(key: Digest): { layers: ImportedLayer[]; created?: number } | undefined;
+  /**
+   * Brings a layer blob into the content store, verified: digest and size, and the
+   * uncompressed content against its diffID. Does I/O. Throws on a missing or corrupt blob.
+   */
+  fetch(layer: ImportedLayer, o: RunOptions): Promise<void>;
+  /**
+   * Fills an empty cache-mount directory with the contents exported for mount `id`
+   * (`mounts=true`); false when this cache has none. Does I/O.
+   */
+  restoreMount?(id: string, dir: string, o: RunOptions): Promise<boolean>;
+}

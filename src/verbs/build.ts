@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
+import type { CacheExportSpec, CacheImportSpec } from '../cache/index.ts';
 import { type Digest, digestOf } from '../digest/index.ts';
 import { DrayError, throwIfAborted } from '../errors.ts';
 import { dockerfileToGraph } from '../frontend/index.ts';
@@ -37,6 +38,10 @@ export interface BuildOptions extends RunOptions, Omit<EngineOptions, 'platform'
   labels?: Record<string, string>;
   /** `--secret`: by id, a file or an environment variable. */
   secrets?: Record<string, { file: string } | { env: string }>;
+  /** `--cache-from`: caches to import (see `parseCacheImportSpec`). */
+  cacheFrom?: ReadonlyArray<CacheImportSpec | string>;
+  /** `--cache-to`: caches to export (see `parseCacheExportSpec`). */
+  cacheTo?: ReadonlyArray<CacheExportSpec | string>;
   /** Default network of RUN steps (`--network`). */
   network?: 'default' | 'none' | 'host';
   /** Where the image goes (`-o`); default: the image store, under `tags`. */
@@ -178,6 +183,8 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
     ...engineOptions,
     ...ro,
     ...(o.noCache ? { noCache: true } : {}),
+    ...(o.cacheFrom?.length ? { cacheImports: o.cacheFrom } : {}),
+    ...(o.cacheTo?.length ? { cacheExports: o.cacheTo } : {}),
     ...(o.compression ? { compression: o.compression } : {}),
     ...(o.compressionLevel !== undefined ? { compressionLevel: o.compressionLevel } : {}),
     ...(graph.sourceDateEpoch !== undefined ? { sourceDateEpoch: graph.sourceDateEpoch } : {}),

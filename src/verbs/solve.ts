@@ -1,10 +1,21 @@
-import { DrayError, throwIfAborted } from '../errors.ts';
+import {
+  buildCacheConfig,
+  type CacheExportSpec,
+  type CacheImportSpec,
+  inlineCacheKey,
+  inlineCacheRecords,
+  parseCacheExportSpec,
+  parseCacheImportSpec,
+  selectExportRecords,
+} from '../cache/index.ts';
+import { throwIfAborted } from '../errors.ts';
 import { type ExporterOptions, resolveExporter } from '../exporter/index.ts';
 import { emptyImageConfig, normalizeLayersAndHistory, patchImageConfig, writeImage } from '../image/index.ts';
 import type { Descriptor, HistoryEntry, ImageConfig } from '../oci/index.ts';
 import type { RunOptions } from '../progress/index.ts';
 import { normalizeReference, referenceString } from '../reference/index.ts';
 import type { BuildRecord, LayerRef, Session, State, Vertex, VertexRecord } from '../solver/index.ts';
+import { exportCandidates, openCacheImports, runCacheExports } from './cache.ts';
 import { registryClientFor } from './context.ts';
 import { type EngineOptions, openEngine } from './engine.ts';
 
@@ -37,10 +48,16 @@ export interface SolveVerbOptions extends RunOptions, EngineOptions {
   compressionLevel?: number;
   /** SOURCE_DATE_EPOCH (seconds): clamps layer mtimes and history times. */
   sourceDateEpoch?: number;
-  /** Remote caches to import from (issue 6); not supported yet: a non-empty list is refused. */
-  cacheImports?: readonly unknown[];
-  /** Remote caches to export to (issue 6); not supported yet: a non-empty list is refused. */
-  cacheExports?: readonly unknown[];
+  /**
+   * Caches to import (`--cache-from`): specs or their CSV form (`type=registry,ref=R`,
+   * `type=local,src=DIR`, a bare reference). A cache that cannot be read is a warning.
+   */
+  cacheImports?: ReadonlyArray<CacheImportSpec | string>;
+  /**
+   * Caches to export (`--cache-to`): `type=registry,ref=R[,mode=max]…`, `type=local,dest=DIR`,
+   * `type=inline` (into the image config; needs an image exporter).
+   */
+  cacheExports?: ReadonlyArray<CacheExportSpec | string>;
 }
 
 export interface SolveVerbResult {
@@ -63,32 +80,58 @@ export async function solve(
   o: SolveVerbOptions,
 ): Promise<SolveVerbResult> {
   throwIfAborted(o.signal, 'build');
-  if ((o.cacheImports?.length ?? 0) > 0 || (o.cacheExports?.length ?? 0) > 0)
-    throw new DrayError('DRAY_INVALID_ARGUMENT', 'remote cache import/export is not supported yet', {
-      hint: 'leave out --cache-from/--cache-to',
-    });
+  const cacheFrom = (o.cacheImports ?? []).map((s) => (typeof s === 'string' ? parseCacheImportSpec(s) : s));
+  const cacheTo = (o.cacheExports ?? []).map((s) => (typeof s === 'string' ? parseCacheExportSpec(s) : s));
+  const inline = cacheTo.find((s) => s.type === 'inline');
   const engine = await openEngine(o);
   const root = graph === undefined ? undefined : 'digest' in graph ? graph : graph.vertex;
   const ro: RunOptions = {
     ...(o.signal ? { signal: o.signal } : {}),
     ...(o.progress ? { progress: o.progress } : {}),
   };
-  const outcome = await engine.solver.solve(root, {
-    ...ro,
-    ...(o.session ? { session: o.session } : {}),
-    ...(o.noCache ? { noCache: true } : {}),
-    ...(o.meta ? { meta: o.meta } : {}),
-    ...(o.previous ? { previous: o.previous } : {}),
-    ...(o.compression ? { compression: o.compression } : {}),
-    ...(o.compressionLevel !== undefined ? { compressionLevel: o.compressionLevel } : {}),
-    ...(o.sourceDateEpoch !== undefined ? { sourceDateEpoch: o.sourceDateEpoch } : {}),
-  });
+  const imports = await openCacheImports(cacheFrom, engine, o.registry, ro);
+  let outcome: Awaited<ReturnType<typeof engine.solver.solve>>;
+  try {
+    outcome = await engine.solver.solve(root, {
+      ...ro,
+      ...(imports.sources.length > 0 ? { cacheImports: imports.sources } : {}),
+      ...(o.session ? { session: o.session } : {}),
+      ...(o.noCache ? { noCache: true } : {}),
+      ...(o.meta ? { meta: o.meta } : {}),
+      ...(o.previous ? { previous: o.previous } : {}),
+      ...(o.compression ? { compression: o.compression } : {}),
+      ...(o.compressionLevel !== undefined ? { compressionLevel: o.compressionLevel } : {}),
+      ...(o.sourceDateEpoch !== undefined ? { sourceDateEpoch: o.sourceDateEpoch } : {}),
+    });
+  } finally {
+    await imports.dispose();
+  }
   const layers = outcome.result.layers;
   const base: SolveVerbResult = { buildId: outcome.buildId, layers, vertices: outcome.vertices };
-  if (!o.exporter) return base;
-
+  const exportCaches = (pushedTo: readonly string[]) =>
+    runCacheExports(cacheTo, {
+      ...ro,
+      engine,
+      outcome,
+      root,
+      layers,
+      pushedTo,
+      ...(o.registry ? { registry: o.registry } : {}),
+    });
   // Every layer must be local before it can be exported (base layers may still be remote).
-  for (const l of layers) if (l.image) await engine.solver.fetchLayer(l, ro);
+  if (o.exporter || cacheTo.length > 0)
+    for (const l of layers) if (l.image) await engine.solver.fetchLayer(l, ro);
+  if (inline && (!o.exporter || o.exporter.type === 'tar' || o.exporter.type === 'local'))
+    o.progress?.write({
+      id: 'cache-export-warning:inline',
+      kind: 'message',
+      message:
+        'WARNING: --cache-to type=inline needs an image output (image, registry, oci, docker); no inline cache written',
+    });
+  if (!o.exporter) {
+    await exportCaches([]);
+    return base;
+  }
 
   const now = new Date().toISOString();
   const config0 = o.image?.config ?? outcome.result.image?.config ?? emptyImageConfig(engine.platform);
@@ -106,6 +149,16 @@ export async function solve(
   });
   // BuildKit re-marshals the config through a Go map: top-level keys come out sorted, which
   // the image ID (the config's digest) depends on.
+  if (inline) {
+    // BuildKit's inline cache: the final image's steps, in the config, pointing at its layers.
+    const blobs = layers.map((l) => l.blob.digest);
+    const records = selectExportRecords(await exportCandidates(engine, outcome), blobs, 'min');
+    const inlined = inlineCacheRecords(buildCacheConfig(records).config, blobs);
+    if (inlined)
+      (patched as Record<string, unknown>)[inlineCacheKey] = Buffer.from(JSON.stringify(inlined)).toString(
+        'base64',
+      );
+  }
   const config = Object.fromEntries(
     Object.entries(patched).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
   ) as ImageConfig;
@@ -137,5 +190,6 @@ export async function solve(
   } finally {
     await client?.dispose();
   }
+  await exportCaches(o.exporter.type === 'image' && o.exporter.push ? (o.exporter.names ?? []) : []);
   return { ...base, descriptor, config };
 }

@@ -1,6 +1,13 @@
 import { writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { type BuildOptions, build, DrayError, type SolveExport } from '../../index.ts';
+import {
+  type BuildOptions,
+  build,
+  DrayError,
+  parseCacheExportSpec,
+  parseCacheImportSpec,
+  type SolveExport,
+} from '../../index.ts';
 import { type CliContext, type ProgressMode, type Run, signalOf } from '../context.ts';
 
 export interface BuildFlags {
@@ -13,6 +20,8 @@ export interface BuildFlags {
   pull?: boolean;
   label?: string[];
   secret?: string[];
+  cacheFrom?: string[];
+  cacheTo?: string[];
   network?: string;
   output?: string[];
   push?: boolean;
@@ -173,6 +182,8 @@ export function buildOptions(ctx: CliContext, context: string, flags: BuildFlags
     ...(flags.pull ? { pull: true } : {}),
     labels: keyValues(flags.label, '--label'),
     ...(Object.keys(secrets).length ? { secrets } : {}),
+    ...(flags.cacheFrom?.length ? { cacheFrom: flags.cacheFrom.map(parseCacheImportSpec) } : {}),
+    ...(flags.cacheTo?.length ? { cacheTo: flags.cacheTo.map(parseCacheExportSpec) } : {}),
     network: network as 'default' | 'none' | 'host',
     ...(out ? { output: out.export } : {}),
     ...(out?.compression ? { compression: out.compression } : {}),
@@ -210,6 +221,16 @@ export function registerBuild(program: Command, run: Run): void {
     .option(
       '--secret <spec>',
       'secret to expose to the build (id=mysecret[,src=/local/secret|env=VAR]), repeatable',
+      collect,
+    )
+    .option(
+      '--cache-from <spec>',
+      'external cache source (type=registry,ref=R | type=local,src=DIR | an image reference), repeatable',
+      collect,
+    )
+    .option(
+      '--cache-to <spec>',
+      'cache export destination (type=registry,ref=R | type=local,dest=DIR | type=inline; [,mode=min|max][,mounts=true]…), repeatable',
       collect,
     )
     .option('--network <mode>', 'networking mode for the RUN instructions during build (default, none, host)')
