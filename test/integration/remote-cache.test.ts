@@ -144,6 +144,16 @@ test('remote cache through a registry (mode=max): a fresh machine runs nothing a
         'layers carry their diffID',
       );
   assert.equal(cfg.records.filter((r) => r.layers).length, 6, 'max: every step of both stages has a result');
+  // Exporting again (a warm rebuild): every blob is there already, nothing is uploaded.
+  const before = w.proxy.log.length;
+  const again = await buildOn(w, rootA, w.context, {
+    cacheTo: [`type=registry,ref=${w.proxy.host}/cache/app:max,mode=max`],
+  });
+  assert.equal(again.steps.ran, 0);
+  const uploads = w.proxy.log
+    .slice(before)
+    .filter((e) => e.method === 'POST' && e.path.includes('/blobs/uploads'));
+  assert.equal(uploads.length, 0, 'no blob uploaded twice');
 
   const rootB = join(w.work, 'B');
   const ctxB = await machineContext(w, 'B');
@@ -370,4 +380,63 @@ test('cache mounts travel with mounts=true, and only then', async (t) => {
     const listing = await readFile(join(out, 'listing'), 'utf8');
     assert.equal(listing.includes('marker'), expected, `${tag}: ${listing}`);
   }
+});
+
+test('compression= recompresses the cache layers; ignore-error=true turns a failed export into a warning', async (t) => {
+  const w = await world(t);
+  if (!w) return;
+  const dir = join(w.work, 'zstd-cache');
+  const a = await buildOn(w, join(w.work, 'A'), w.context, {
+    cacheTo: [`type=local,dest=${dir},compression=zstd`],
+  });
+  const index = JSON.parse(await readFile(join(dir, 'index.json'), 'utf8')) as { manifests: Descriptor[] };
+  const root = JSON.parse(
+    await readFile(join(dir, 'blobs', 'sha256', (index.manifests[0] as Descriptor).digest.slice(7)), 'utf8'),
+  ) as { manifests: Descriptor[] };
+  const layers = root.manifests.filter((m) => m.mediaType.includes('layer'));
+  assert.ok(layers.length > 0);
+  for (const l of layers) assert.equal(l.mediaType, 'application/vnd.oci.image.layer.v1.tar+zstd');
+  const b = await buildOn(w, join(w.work, 'B'), await machineContext(w, 'B'), {
+    cacheFrom: [`type=local,src=${dir}`],
+  });
+  assert.equal(b.steps.ran, 0);
+  assert.deepEqual(b.config.rootfs, {
+    type: 'layers',
+    diff_ids: a.config.rootfs?.diff_ids,
+  });
+  await checkImage(join(w.work, 'B'), b.config.rootfs?.diff_ids ?? [], b.descriptor);
+
+  // A registry that refuses everything: the build fails, unless ignore-error=true.
+  w.proxy.setFaults([
+    {
+      method: 'POST',
+      path: /\/v2\/cache\/denied\//,
+      fault: { kind: 'status', status: 403, body: '{"errors":[{"code":"DENIED","message":"no"}]}' },
+    },
+  ]);
+  const cli = (extra: string) =>
+    runCli(
+      [
+        'build',
+        '--progress=plain',
+        '--cache-to',
+        `type=registry,ref=${w.proxy.host}/cache/denied:x${extra}`,
+        w.context,
+      ],
+      { root: join(w.work, 'A'), config: w.config },
+    );
+  const failed = await cli('');
+  assert.notEqual(failed.code, 0);
+  const ignored = await cli(',ignore-error=true');
+  assert.equal(ignored.code, 0, ignored.stderr);
+  assert.match(ignored.stderr, /not exported \(ignore-error=true\)/);
+  w.proxy.setFaults([]);
+  // Progress names each blob and the manifest as it exports.
+  const shown = await runCli(
+    ['build', '--progress=plain', '--cache-to', `type=registry,ref=${w.proxy.host}/cache/shown:x`, w.context],
+    { root: join(w.work, 'A'), config: w.config },
+  );
+  assert.equal(shown.code, 0, shown.stderr);
+  assert.match(shown.stderr, /writing cache manifest sha256:/);
+  assert.match(shown.stderr, /Pushed|Mounted from|Layer already exists/);
 });
