@@ -24,12 +24,16 @@
  * Build workloads (run-build.ts): build, multistage — cold, warm and incremental, against
  * dockerd's BuildKit and the classic builder.
  *
+ * Cache workload (run-cache.ts): cache — remote build cache import on a fresh data root vs a
+ * cold build and vs dockerd's BuildKit importing an inline cache; cache export's cost on a
+ * build that pushes.
+ *
  * Archive workloads (run-archive.ts): export, unpack (ext4 and tmpfs), save, layer; each
  * against up to two anchors. The ratio is dray's median over each anchor's median; the
  * "vs fastest" ratio is over the fastest anchor's.
  *
  * Environment: BENCH_RUNS (5), BENCH_WARMUP (1), BENCH_ONLY=dray|anchor (default both),
- * BENCH_WORKLOADS=pull,push,export,unpack,save,layer,build,multistage (default all), BENCH_SETTLE_S, BENCH_SCRATCH (default bench/.cache/scratch),
+ * BENCH_WORKLOADS=pull,push,export,unpack,save,layer,build,multistage,cache (default all), BENCH_SETTLE_S, BENCH_SCRATCH (default bench/.cache/scratch),
  * BENCH_KEEP=1 (keep scratch), BENCH_CACHE_DIR (fixture cache).
  * Results: a table on stdout and bench/results/<UTC date-time>.json.
  */
@@ -44,11 +48,12 @@ import { Cleanup, CMD_TIMEOUT_MS, DRAY_BIN, intEnv, log, PROJECT, type Workload 
 import { BENCH_DIR, type BigFixture, CACHE_DIR, ensureBigFixture, pushBigFixture } from './fixtures.ts';
 import { ARCHIVE_WORKLOADS, archiveWorkloads } from './run-archive.ts';
 import { BUILD_WORKLOADS, buildWorkloads } from './run-build.ts';
+import { CACHE_WORKLOADS, cacheWorkloads } from './run-cache.ts';
 
 const RUNS = intEnv('BENCH_RUNS', 5, 1, 50);
 const WARMUP = intEnv('BENCH_WARMUP', 1, 0, 5);
 const ONLY = process.env.BENCH_ONLY ?? 'both';
-const ALL_WORKLOADS = ['pull', 'push', ...ARCHIVE_WORKLOADS, ...BUILD_WORKLOADS];
+const ALL_WORKLOADS = ['pull', 'push', ...ARCHIVE_WORKLOADS, ...BUILD_WORKLOADS, ...CACHE_WORKLOADS];
 const WORKLOADS = (process.env.BENCH_WORKLOADS ?? ALL_WORKLOADS.join(',')).split(',').filter(Boolean);
 const SCRATCH_ROOT = process.env.BENCH_SCRATCH ?? join(CACHE_DIR, 'scratch');
 const KEEP = process.env.BENCH_KEEP === '1';
@@ -132,7 +137,10 @@ async function main(): Promise<void> {
       throw new Error(`unknown workload ${w} (known: ${ALL_WORKLOADS.join(',')})`);
   }
   const needed = ['docker-registry', 'skopeo', 'tar', 'pigz', 'sh', '/usr/bin/time'];
-  if (runAnchors && ['export', 'unpack', 'save', ...BUILD_WORKLOADS].some((w) => WORKLOADS.includes(w))) {
+  if (
+    runAnchors &&
+    ['export', 'unpack', 'save', ...BUILD_WORKLOADS, ...CACHE_WORKLOADS].some((w) => WORKLOADS.includes(w))
+  ) {
     needed.push('dockerd', 'docker', 'containerd', 'runc');
   }
   const missing = needed.filter((b) => !whichTool(b));
@@ -179,7 +187,7 @@ async function main(): Promise<void> {
     }
 
     // The big fixture is only needed by the transfer and archive workloads.
-    const needBig = WORKLOADS.some((w) => !BUILD_WORKLOADS.includes(w));
+    const needBig = WORKLOADS.some((w) => !BUILD_WORKLOADS.includes(w) && !CACHE_WORKLOADS.includes(w));
     const fixture = needBig ? await ensureBigFixture(log) : (undefined as unknown as BigFixture);
     if (needBig)
       log(
@@ -325,6 +333,22 @@ async function main(): Promise<void> {
     if (BUILD_WORKLOADS.some((w) => WORKLOADS.includes(w))) {
       workloads.push(
         ...(await buildWorkloads({
+          selected: WORKLOADS,
+          dray: runDray,
+          anchors: runAnchors,
+          scratch,
+          cacheDir: CACHE_DIR,
+          cleanup,
+          reg,
+          drayEnv,
+          node,
+        })),
+      );
+    }
+
+    if (CACHE_WORKLOADS.some((w) => WORKLOADS.includes(w))) {
+      workloads.push(
+        ...(await cacheWorkloads({
           selected: WORKLOADS,
           dray: runDray,
           anchors: runAnchors,
