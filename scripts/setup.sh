@@ -31,3 +31,5 @@ if [ ! -x node_modules/.bin/node ] || [ package-lock.json -nt node_modules/.pack
   # `npm install` still installs exactly the locked versions.
   npm install --no-audit --no-fund --loglevel=error
 fi
+# The CLI bundle (dist/): bin/dray.js runs it while it matches the sources, else the sources.
+node_modules/.bin/node scripts/bundle.ts >/dev/null

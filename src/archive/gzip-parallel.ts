@@ -198,7 +198,7 @@ class DeflatePool {
   #spawn(): Worker {
     // Small worker heaps: blocks go through as transferred buffers, and a big young generation
     // only lets garbage pile up (a 200 MB layer peaked near 300 MB RSS without this).
-    const w = new Worker(new URL('./gzip-parallel-worker.ts', import.meta.url), {
+    const w = new Worker(workerUrl('gzip-parallel-worker'), {
       resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 32 },
     });
     w.unref();
@@ -233,3 +233,8 @@ function pool(size: number): DeflatePool {
 
 /** Exposed for tests: the raw deflate of one block exactly as the workers do it. */
 export { deflateBlock };
+
+/** The worker's module: the .ts beside this file, or in the CLI bundle (dist/, see scripts/bundle.ts) its own .mjs. */
+function workerUrl(name: string): URL {
+  return new URL(import.meta.url.endsWith('.ts') ? `./${name}.ts` : `./${name}.mjs`, import.meta.url);
+}

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import type { CacheExportSpec, CacheImportSpec } from '../cache/index.ts';
+import { type CacheExportSpec, type CacheImportSpec, parseCacheImportSpec } from '../cache/index.ts';
 import { type Digest, digestOf } from '../digest/index.ts';
 import { DrayError, throwIfAborted } from '../errors.ts';
 import { dockerfileToGraph } from '../frontend/index.ts';
@@ -10,13 +10,15 @@ import {
   formatPlatform,
   type ImageConfig,
   normalizePlatform,
+  type Platform,
   parsePlatform,
 } from '../oci/index.ts';
 import { oneOff, type RunOptions } from '../progress/index.ts';
 import { normalizeReference, referenceString } from '../reference/index.ts';
 import { readDockerignore, type Session } from '../solver/index.ts';
+import { type OpenedImports, openCacheImports } from './cache.ts';
 import { dockerLoadStream } from './docker-load.ts';
-import { type EngineOptions, openEngine } from './engine.ts';
+import { type Engine, type EngineOptions, openEngine } from './engine.ts';
 import { type SolveExport, solve } from './solve.ts';
 
 export interface BuildOptions extends RunOptions, Omit<EngineOptions, 'platform'> {
@@ -94,6 +96,36 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
     ...(o.progress ? { progress: o.progress } : {}),
   };
 
+  // Cache manifests are read while the Dockerfile is parsed and its base images resolved.
+  const importing =
+    o.cacheFrom?.length && !o.noCache
+      ? openCacheImports(
+          o.cacheFrom.map((s) => (typeof s === 'string' ? parseCacheImportSpec(s) : s)),
+          engine,
+          o.registry,
+          ro,
+        )
+      : undefined;
+  importing?.catch(() => {});
+  try {
+    return await buildWith(o, { engine, engineOptions, ro, context, file, platform, importing });
+  } finally {
+    await (await importing?.catch(() => undefined))?.dispose();
+  }
+}
+
+interface BuildSetup {
+  engine: Engine;
+  engineOptions: EngineOptions;
+  ro: RunOptions;
+  context: string;
+  file: string;
+  platform: Platform;
+  importing: Promise<OpenedImports> | undefined;
+}
+
+async function buildWith(o: BuildOptions, setup: BuildSetup): Promise<BuildResult> {
+  const { engine, engineOptions, ro, context, file, platform, importing } = setup;
   const doneDef = oneOff(o.progress, `[internal] load build definition from ${basename(file)}`, {
     kind: 'vertex',
   });
@@ -183,7 +215,7 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
     ...engineOptions,
     ...ro,
     ...(o.noCache ? { noCache: true } : {}),
-    ...(o.cacheFrom?.length ? { cacheImports: o.cacheFrom } : {}),
+    ...(importing ? { cacheImports: (await importing).sources } : {}),
     ...(o.cacheTo?.length ? { cacheExports: o.cacheTo } : {}),
     ...(o.compression ? { compression: o.compression } : {}),
     ...(o.compressionLevel !== undefined ? { compressionLevel: o.compressionLevel } : {}),

@@ -14,7 +14,15 @@ import { emptyImageConfig, normalizeLayersAndHistory, patchImageConfig, writeIma
 import type { Descriptor, HistoryEntry, ImageConfig } from '../oci/index.ts';
 import type { RunOptions } from '../progress/index.ts';
 import { normalizeReference, referenceString } from '../reference/index.ts';
-import type { BuildRecord, LayerRef, Session, State, Vertex, VertexRecord } from '../solver/index.ts';
+import type {
+  BuildRecord,
+  CacheSource,
+  LayerRef,
+  Session,
+  State,
+  Vertex,
+  VertexRecord,
+} from '../solver/index.ts';
 import { exportCandidates, openCacheImports, runCacheExports } from './cache.ts';
 import { registryClientFor } from './context.ts';
 import { type EngineOptions, openEngine } from './engine.ts';
@@ -50,9 +58,10 @@ export interface SolveVerbOptions extends RunOptions, EngineOptions {
   sourceDateEpoch?: number;
   /**
    * Caches to import (`--cache-from`): specs or their CSV form (`type=registry,ref=R`,
-   * `type=local,src=DIR`, a bare reference). A cache that cannot be read is a warning.
+   * `type=local,src=DIR`, a bare reference), or caches already opened (`importCache`). A
+   * cache that cannot be read is a warning.
    */
-  cacheImports?: ReadonlyArray<CacheImportSpec | string>;
+  cacheImports?: ReadonlyArray<CacheImportSpec | string | CacheSource>;
   /**
    * Caches to export (`--cache-to`): `type=registry,ref=R[,mode=max]…`, `type=local,dest=DIR`,
    * `type=inline` (into the image config; needs an image exporter).
@@ -80,7 +89,13 @@ export async function solve(
   o: SolveVerbOptions,
 ): Promise<SolveVerbResult> {
   throwIfAborted(o.signal, 'build');
-  const cacheFrom = (o.cacheImports ?? []).map((s) => (typeof s === 'string' ? parseCacheImportSpec(s) : s));
+  const opened: CacheSource[] = [];
+  const cacheFrom: CacheImportSpec[] = [];
+  for (const s of o.cacheImports ?? []) {
+    if (typeof s === 'string') cacheFrom.push(parseCacheImportSpec(s));
+    else if ('lookup' in s) opened.push(s);
+    else cacheFrom.push(s);
+  }
   const cacheTo = (o.cacheExports ?? []).map((s) => (typeof s === 'string' ? parseCacheExportSpec(s) : s));
   const inline = cacheTo.find((s) => s.type === 'inline');
   const engine = await openEngine(o);
@@ -94,7 +109,9 @@ export async function solve(
   try {
     outcome = await engine.solver.solve(root, {
       ...ro,
-      ...(imports.sources.length > 0 ? { cacheImports: imports.sources } : {}),
+      ...(opened.length + imports.sources.length > 0
+        ? { cacheImports: [...opened, ...imports.sources] }
+        : {}),
       ...(o.session ? { session: o.session } : {}),
       ...(o.noCache ? { noCache: true } : {}),
       ...(o.meta ? { meta: o.meta } : {}),

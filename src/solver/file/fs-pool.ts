@@ -4,6 +4,7 @@ import { abortError, DrayError } from '../../errors.ts';
 import {
   type ErrInfo,
   type HashResult,
+  hashFile,
   type Job,
   type ListResult,
   listDir,
@@ -23,6 +24,9 @@ type Slot = { w: Worker; inflight: number };
 /** Directories per listing request, jobs per batch: large enough that messaging is noise, small enough to stop quickly. */
 const DIRS_PER_REQUEST = 64;
 const JOBS_PER_BATCH = 256;
+/** Up to this much, a checksum reads the files on the calling thread. */
+const INLINE_HASH_FILES = 512;
+const INLINE_HASH_BYTES = 4 << 20;
 
 class FsPool {
   readonly #size: number;
@@ -98,7 +102,7 @@ class FsPool {
   }
 
   #spawn(): Slot {
-    const w = new Worker(new URL('./fs-worker.ts', import.meta.url), {
+    const w = new Worker(workerUrl('fs-worker'), {
       resourceLimits: { maxYoungGenerationSizeMb: 8, maxOldGenerationSizeMb: 1024 },
     });
     const slot: Slot = { w, inflight: 0 };
@@ -188,6 +192,14 @@ export async function hashFiles(
 ): Promise<HashResult[]> {
   if (signal?.aborted) throw abortError(signal, 'checksum');
   const p = pool();
+  // A few small files: hashing them here takes less than starting a worker (~0.2 s to load
+  // and type-strip its modules), which a small build context would otherwise wait for.
+  if (
+    !p.started &&
+    files.length <= INLINE_HASH_FILES &&
+    files.reduce((n, f) => n + f.size, 0) <= INLINE_HASH_BYTES
+  )
+    return files.map((f) => hashFile(f.path));
   // Batches of at most 256 files or 64 MiB, so large files spread over the workers.
   const batches: { start: number; files: string[] }[] = [];
   let cur: string[] = [];
@@ -219,4 +231,9 @@ export async function hashFiles(
   };
   await Promise.all(Array.from({ length: Math.min(p.size * 2, batches.length) }, lane));
   return out;
+}
+
+/** The worker's module: the .ts beside this file, or in the CLI bundle (dist/, see scripts/bundle.ts) its own .mjs. */
+function workerUrl(name: string): URL {
+  return new URL(import.meta.url.endsWith('.ts') ? `./${name}.ts` : `./${name}.mjs`, import.meta.url);
 }
