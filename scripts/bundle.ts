@@ -15,7 +15,7 @@ await rm(dist, { recursive: true, force: true });
 await mkdir(dist, { recursive: true });
 await build({
   entryPoints: {
-    main: join(repo, 'src/cli/main.ts'),
+    main: join(repo, 'scripts/bundle-entry.js'),
     'fs-worker': join(repo, 'src/solver/file/fs-worker.ts'),
     'gzip-parallel-worker': join(repo, 'src/archive/gzip-parallel-worker.ts'),
   },
@@ -26,8 +26,8 @@ await build({
   format: 'esm',
   platform: 'node',
   target: 'node22',
-  // Native code and the lazily loaded HTTP client stay in node_modules.
-  external: ['zstd-napi', 'undici'],
+  // Native code stays in node_modules.
+  external: ['zstd-napi'],
   // Bundled CommonJS dependencies call require(); give them one.
   banner: {
     js: "import { createRequire as __drayRequire } from 'node:module'; const require = __drayRequire(import.meta.url);",

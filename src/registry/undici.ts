@@ -9,6 +9,10 @@ let loaded: Undici | undefined;
  * synchronous require keeps every caller synchronous.
  */
 export function undici(): Undici {
-  loaded ??= createRequire(import.meta.url)('undici') as Undici;
+  // The CLI bundle carries its own copy (scripts/bundle-entry.js).
+  const bundled = (globalThis as Record<symbol, unknown>)[Symbol.for('dray.undici')] as
+    | (() => Undici)
+    | undefined;
+  loaded ??= bundled ? bundled() : (createRequire(import.meta.url)('undici') as Undici);
   return loaded;
 }

@@ -44,7 +44,8 @@ export interface SolverOptions {
   /** The data root: cache records, history, cache mounts live under it. */
   root: string;
   content: ContentStore;
-  snapshotter: Snapshotter;
+  /** Or a factory, called on first use: a build that is all cache hits never mounts anything, so it need not probe overlayfs. */
+  snapshotter: Snapshotter | (() => Promise<Snapshotter>);
   executor: Executor;
   resolver: ImageResolver;
   /** The platform image sources resolve for (default the host's). */
@@ -106,6 +107,7 @@ export class Solver {
   readonly #o: SolverOptions;
   readonly #limiter: Limiter;
   readonly #fetchLimiter = new Limiter(4);
+  #snapshotter: Promise<Snapshotter> | undefined;
   readonly #inflight = new Map<string, Promise<Result>>();
   readonly #cacheMounts: CacheMounts;
   readonly #checksums: ChecksumCache;
@@ -157,6 +159,15 @@ export class Solver {
   /** @internal */
   get limiter(): Limiter {
     return this.#limiter;
+  }
+  /** @internal The snapshotter, made on first use when given as a factory. */
+  snapshotter(): Promise<Snapshotter> {
+    const s = this.#o.snapshotter;
+    this.#snapshotter ??= typeof s === 'function' ? s() : Promise.resolve(s);
+    this.#snapshotter.catch(() => {
+      this.#snapshotter = undefined;
+    });
+    return this.#snapshotter;
   }
   /** @internal Imported cache blobs fetched at once. */
   get fetchLimiter(): Limiter {
@@ -690,13 +701,13 @@ class SolveRun {
   async #materialise(layers: readonly LayerRef[]): Promise<readonly Digest[]> {
     const chain = layers.map((l) => l.diffId);
     const ro: RunOptions = this.#opts.signal ? { signal: this.#opts.signal } : {};
-    await this.#o.snapshotter.ensure(chain, this.#opener(layers), ro);
+    await (await this.#s.snapshotter()).ensure(chain, this.#opener(layers), ro);
     return chain;
   }
 
   async #view(layers: readonly LayerRef[]): Promise<SnapshotView> {
     const chain = await this.#materialise(layers);
-    return this.#o.snapshotter.view(chain, this.#opts.signal ? { signal: this.#opts.signal } : {});
+    return (await this.#s.snapshotter()).view(chain, this.#opts.signal ? { signal: this.#opts.signal } : {});
   }
 
   /** Turns an active snapshot's changes into a stored layer and commits it. */
@@ -734,7 +745,7 @@ class SolveRun {
         : [];
     const chain = await this.#materialise(rootLayers);
     const ro: RunOptions = this.#opts.signal ? { signal: this.#opts.signal } : {};
-    const active = await this.#o.snapshotter.prepare(chain, ro);
+    const active = await (await this.#s.snapshotter()).prepare(chain, ro);
     const releases: Array<() => Promise<void>> = [];
     let committed = false;
     try {
@@ -763,7 +774,7 @@ class SolveRun {
             const layers = m.input !== undefined ? (inputs[m.input]?.layers ?? []) : [];
             const snap = m.readonly
               ? await this.#view(layers)
-              : await this.#o.snapshotter.prepare(await this.#materialise(layers), ro);
+              : await (await this.#s.snapshotter()).prepare(await this.#materialise(layers), ro);
             releases.push(() => snap.release());
             base = snap.path;
           }
@@ -930,7 +941,7 @@ class SolveRun {
           trees.set(i, { root: view.path });
         }
       }
-      active = await this.#o.snapshotter.prepare(chain, ro);
+      active = await (await this.#s.snapshotter()).prepare(chain, ro);
       const dest = active.path;
       await applyFileActions(
         dest,
@@ -962,7 +973,7 @@ class SolveRun {
         'DRAY_BUILD',
         `digest mismatch for ${redactUrl(src.url)}: ${file.digest} != ${src.checksum}`,
       );
-    const active = await this.#o.snapshotter.prepare(
+    const active = await (await this.#s.snapshotter()).prepare(
       [],
       this.#opts.signal ? { signal: this.#opts.signal } : {},
     );

@@ -53,7 +53,7 @@ export function openEngine(o: EngineOptions): Promise<Engine> {
 async function makeEngine(o: EngineOptions): Promise<Engine> {
   const stores = await openStores(o);
   const platform = o.platform ?? hostPlatform();
-  const snapshotter = await createSnapshotter(join(o.root, 'snapshots'), { kind: o.snapshotter ?? 'auto' });
+  const snapshotter = () => createSnapshotter(join(o.root, 'snapshots'), { kind: o.snapshotter ?? 'auto' });
   const executor = createRuncExecutor({ root: join(o.root, 'executor') });
   const resolver = imageResolver(stores, o.registry);
   const solver = new Solver({
