@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
+import { PassThrough, pipeline as pipe, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { applyLayer, decompressStream } from '../archive/index.ts';
 import type { ContentStore } from '../content/index.ts';
-import type { Digest } from '../digest/index.ts';
+import { type Digest, shortDigest } from '../digest/index.ts';
 import { DrayError } from '../errors.ts';
-import { copyGraph } from '../graph/index.ts';
+import { copyGraph, meter, openResumable } from '../graph/index.ts';
 import {
   type BlobSource,
   type Descriptor,
@@ -16,7 +17,7 @@ import {
   type RefStore,
   readDocument,
 } from '../oci/index.ts';
-import type { RunOptions } from '../progress/index.ts';
+import type { ProgressEvent, RunOptions } from '../progress/index.ts';
 import type { CacheSource, ImportedLayer } from '../solver/index.ts';
 import { type CacheResults, maxCacheConfigBytes, parseCacheConfig } from './config.ts';
 import { readCacheRoot, readInlineCache } from './document.ts';
@@ -62,9 +63,31 @@ export class ImportedCache implements CacheSource {
   }
 
   async fetch(layer: ImportedLayer, o: RunOptions): Promise<void> {
-    await copyGraph(this.#store, this.#content, layer.blob, { ...o, words: 'pull' });
-    // The descriptor's diffID is only an annotation: check it, so a wrong one can never reach an image config.
-    const got = await uncompressedDigest(this.#content, layer.blob, o);
+    // The descriptor's diffID is only an annotation: check it, so a wrong one can never reach
+    // an image config. It is hashed from the bytes as they arrive, beside the store's own
+    // digest check, rather than by reading the stored blob again.
+    const d = layer.blob;
+    const id = d.digest;
+    const report = (e: Omit<ProgressEvent, 'id'>) =>
+      o.progress?.write({ id, kind: 'blob', name: shortDigest(id), ...e });
+    let got: Digest;
+    if (await this.#content.has(d)) got = await uncompressedDigest(this.#content, d, o);
+    else {
+      report({ status: 'Pulling fs layer' });
+      const { tap, diffId } = diffIdTap(o.signal);
+      const counter = meter(o.progress, {
+        id,
+        kind: 'blob',
+        name: shortDigest(id),
+        status: 'Downloading',
+        total: d.size,
+      });
+      const body = await openResumable(this.#store, d, o.signal ? { signal: o.signal } : {});
+      pipe(body, tap, counter, () => {});
+      await this.#content.put(d, counter, o.signal ? { signal: o.signal } : {});
+      got = await diffId;
+      report({ status: 'Pull complete', current: d.size, total: d.size, completed: Date.now() });
+    }
     if (got !== layer.diffId)
       throw new DrayError(
         'DRAY_DIGEST_MISMATCH',
@@ -124,6 +147,48 @@ export async function importCache(
     }
   }
   return new ImportedCache(o.name, store, o.content, results);
+}
+
+/**
+ * A pass-through that also decompresses what flows through it and hashes the result: the
+ * diffID of a layer blob, known when the stream ends. The decompressor's backpressure holds
+ * the stream, so nothing piles up in memory; a blob that does not decompress rejects `diffId`.
+ */
+function diffIdTap(signal: AbortSignal | undefined): { tap: Transform; diffId: Promise<Digest> } {
+  const raw = new PassThrough({ highWaterMark: 1 << 20 });
+  const hash = createHash('sha256');
+  // Once the content fails to decompress, the bytes still flow on to the store (which
+  // judges the digest); `diffId` has already rejected.
+  let broken = false;
+  const diffId = (async () => {
+    try {
+      for await (const c of await decompressStream(raw, signal ? { signal } : {})) hash.update(c as Buffer);
+      return `sha256:${hash.digest('hex')}` as Digest;
+    } catch (e) {
+      broken = true;
+      raw.emit('drain');
+      throw e;
+    }
+  })();
+  const tap = new Transform({
+    highWaterMark: 1 << 20,
+    transform(chunk: Buffer, _enc, cb) {
+      if (broken || raw.destroyed || raw.write(chunk)) cb(null, chunk);
+      else raw.once('drain', () => cb(null, chunk));
+    },
+    flush(cb) {
+      raw.end();
+      cb();
+    },
+  });
+  // Torn down before its end (a dropped source, the store refused the blob): stop the
+  // decompressor too. Without an error: the fetch reports the stream's own.
+  raw.on('error', () => {});
+  tap.once('close', () => {
+    if (!tap.writableFinished) raw.destroy();
+  });
+  diffId.catch(() => {});
+  return { tap, diffId };
 }
 
 /** sha256 of a stored blob's uncompressed bytes (a layer's diffID). Does I/O. */

@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
 import { chown, cp, mkdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { type TestContext, test } from 'node:test';
 import { uncompressedDigest } from '../../src/cache/index.ts';
 import { ContentStore } from '../../src/content/index.ts';
+import { digestOf } from '../../src/digest/index.ts';
 import { build, collectProgress, push } from '../../src/index.ts';
+import { OciLayout } from '../../src/layout/index.ts';
 import { type Descriptor, type ImageManifest, parseManifest, readDocument } from '../../src/oci/index.ts';
 import { storeBusyboxImage } from '../harness/busybox-image.ts';
 import { type FaultProxy, startFaultProxy } from '../harness/fault-proxy.ts';
@@ -291,6 +294,31 @@ test('a corrupt or missing cache blob warns and the step runs; the image stays r
   assert.ok(missing.messages.some((m) => /WARNING: .*unusable/.test(m)));
   assert.equal(missing.steps.ran, 1);
   w.proxy.setFaults([]);
+
+  // A cache whose diffID annotation lies: the layer's content is checked, not trusted.
+  const dir = join(w.work, 'lying-cache');
+  await buildOn(w, join(w.work, 'A'), w.context, { cacheTo: [`type=local,dest=${dir}`] });
+  const layout = await OciLayout.open(dir);
+  const rootDesc = await layout.resolve('latest');
+  const index = JSON.parse((await readDocument(layout, rootDesc)).toString('utf8')) as {
+    manifests: Descriptor[];
+  };
+  const lie = index.manifests.find((m) => m.digest === runLayer);
+  assert.ok(lie?.annotations);
+  lie.annotations['containerd.io/uncompressed'] = `sha256:${'0'.repeat(64)}`;
+  const bytes = Buffer.from(JSON.stringify(index));
+  const tampered = { mediaType: rootDesc.mediaType, digest: digestOf(bytes), size: bytes.length };
+  await layout.put(tampered, Readable.from([bytes]));
+  await layout.tag('latest', tampered);
+  const lied = await buildOn(w, join(w.work, 'B4'), await machineContext(w, 'B4'), {
+    cacheFrom: [`type=local,src=${dir}`],
+  });
+  assert.ok(
+    lied.messages.some((m) => /unusable .*not the diffID/.test(m)),
+    lied.messages.join('\n'),
+  );
+  assert.equal(lied.steps.ran, 1);
+  await checkImage(join(w.work, 'B4'), lied.config.rootfs?.diff_ids ?? [], lied.descriptor);
 
   const gone = await buildOn(w, join(w.work, 'B3'), await machineContext(w, 'B3'), {
     cacheFrom: [`type=registry,ref=${w.proxy.host}/cache/nothing:here`],
