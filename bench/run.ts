@@ -312,55 +312,24 @@ async function main(): Promise<void> {
       });
     }
 
-    if (ARCHIVE_WORKLOADS.some((w) => WORKLOADS.includes(w))) {
-      workloads.push(
-        ...(await archiveWorkloads({
-          selected: WORKLOADS,
-          dray: runDray,
-          anchors: runAnchors,
-          scratch,
-          cacheDir: CACHE_DIR,
-          cleanup,
-          reg,
-          src,
-          drayEnv,
-          fixture,
-          node,
-        })),
-      );
-    }
-
-    if (BUILD_WORKLOADS.some((w) => WORKLOADS.includes(w))) {
-      workloads.push(
-        ...(await buildWorkloads({
-          selected: WORKLOADS,
-          dray: runDray,
-          anchors: runAnchors,
-          scratch,
-          cacheDir: CACHE_DIR,
-          cleanup,
-          reg,
-          drayEnv,
-          node,
-        })),
-      );
-    }
-
-    if (CACHE_WORKLOADS.some((w) => WORKLOADS.includes(w))) {
-      workloads.push(
-        ...(await cacheWorkloads({
-          selected: WORKLOADS,
-          dray: runDray,
-          anchors: runAnchors,
-          scratch,
-          cacheDir: CACHE_DIR,
-          cleanup,
-          reg,
-          drayEnv,
-          node,
-        })),
-      );
-    }
+    // Every workload family gets the same runner context (archives also the fixture).
+    const runContext = {
+      selected: WORKLOADS,
+      dray: runDray,
+      anchors: runAnchors,
+      scratch,
+      cacheDir: CACHE_DIR,
+      cleanup,
+      reg,
+      drayEnv,
+      node,
+    };
+    if (ARCHIVE_WORKLOADS.some((w) => WORKLOADS.includes(w)))
+      workloads.push(...(await archiveWorkloads({ ...runContext, src, fixture })));
+    if (BUILD_WORKLOADS.some((w) => WORKLOADS.includes(w)))
+      workloads.push(...(await buildWorkloads(runContext)));
+    if (CACHE_WORKLOADS.some((w) => WORKLOADS.includes(w)))
+      workloads.push(...(await cacheWorkloads(runContext)));
 
     const results: WorkloadResult[] = [];
     for (const w of workloads) {

@@ -93,14 +93,22 @@ export async function exportCandidates(engine: Engine, outcome: SolveOutcome): P
   for (const v of outcome.vertices.values()) if (v.key) keys.add(v.key);
   const out: CacheExportRecord[] = [];
   const seen = new Set<string>();
+  // Records share their lower layers: ask the store once per blob.
+  const present = new Map<string, Promise<boolean>>();
+  const has = (d: Descriptor): Promise<boolean> => {
+    let p = present.get(d.digest);
+    if (!p) {
+      p = engine.content.has(d);
+      present.set(d.digest, p);
+    }
+    return p;
+  };
   for (const v of outcome.vertices.values()) {
     if (!v.key || seen.has(v.key)) continue;
     seen.add(v.key);
     const rec = await engine.solver.records.get(v.key as Digest);
     if (!rec || rec.layers.length === 0) continue;
-    let available = true;
-    for (const l of rec.layers) if (!(await engine.content.has(l.blob))) available = false;
-    if (!available) continue;
+    if (!(await Promise.all(rec.layers.map((l) => has(l.blob)))).every(Boolean)) continue;
     out.push({
       key: rec.key,
       inputs: v.inputKeys.filter((k) => keys.has(k)) as Digest[],
@@ -127,7 +135,8 @@ export function cacheMountIds(root: Vertex | undefined): string[] {
 
 export interface RunCacheExportsOptions extends RunOptions {
   engine: Engine;
-  outcome: SolveOutcome;
+  /** What the solve can export (`exportCandidates`). */
+  candidates: readonly CacheExportRecord[];
   root: Vertex | undefined;
   registry?: RegistryOptions;
   /** The final result's layers (base layers fetched). */
@@ -151,7 +160,6 @@ export async function runCacheExports(
     ...(o.signal ? { signal: o.signal } : {}),
     ...(o.progress ? { progress: o.progress } : {}),
   };
-  const candidates = await exportCandidates(o.engine, o.outcome);
   const finalBlobs = o.layers.map((l) => l.blob.digest);
   let mountBlobs: Promise<Array<{ id: string; blob: Descriptor }>> | undefined;
   const mounts = () => {
@@ -176,7 +184,7 @@ export async function runCacheExports(
   for (const spec of remote) {
     const where = spec.type === 'registry' ? `registry cache ${spec.ref}` : `local cache ${spec.dest}`;
     try {
-      let records = selectExportRecords(candidates, finalBlobs, spec.mode);
+      let records = selectExportRecords(o.candidates, finalBlobs, spec.mode);
       if (spec.compression)
         records = await recompressRecords(records, o.engine.content, spec.compression, {
           ...ro,

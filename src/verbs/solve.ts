@@ -1,5 +1,6 @@
 import {
   buildCacheConfig,
+  type CacheExportRecord,
   type CacheExportSpec,
   type CacheImportSpec,
   inlineCacheKey,
@@ -125,11 +126,17 @@ export async function solve(
   }
   const layers = outcome.result.layers;
   const base: SolveVerbResult = { buildId: outcome.buildId, layers, vertices: outcome.vertices };
-  const exportCaches = (pushedTo: readonly string[]) =>
+  // Read once, for the inline cache and the remote exports alike (a record file per step).
+  let candidates: Promise<CacheExportRecord[]> | undefined;
+  const exportable = () => {
+    candidates ??= exportCandidates(engine, outcome);
+    return candidates;
+  };
+  const exportCaches = async (pushedTo: readonly string[]) =>
     runCacheExports(cacheTo, {
+      candidates: await exportable(),
       ...ro,
       engine,
-      outcome,
       root,
       layers,
       pushedTo,
@@ -169,7 +176,7 @@ export async function solve(
   if (inline) {
     // BuildKit's inline cache: the final image's steps, in the config, pointing at its layers.
     const blobs = layers.map((l) => l.blob.digest);
-    const records = selectExportRecords(await exportCandidates(engine, outcome), blobs, 'min');
+    const records = selectExportRecords(await exportable(), blobs, 'min');
     const inlined = inlineCacheRecords(buildCacheConfig(records).config, blobs);
     if (inlined)
       (patched as Record<string, unknown>)[inlineCacheKey] = Buffer.from(JSON.stringify(inlined)).toString(

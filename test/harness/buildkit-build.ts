@@ -33,6 +33,8 @@ export interface BuildKitBuildOptions {
   target?: string;
   noCache?: boolean;
   labels?: Record<string, string>;
+  /** Images whose inline cache BuildKit imports (`cachefrom=[...]`, docker build --cache-from). */
+  cacheFrom?: string[];
   /** `none` (default: the harness daemon has no bridge, so `default` fails every RUN) or `host`. */
   networkMode?: 'none' | 'host' | 'default';
   /** Whole build, upload included (default 300 s). */
@@ -87,6 +89,7 @@ export async function buildWithBuildKit(
   if (o.noCache) q.set('nocache', '1');
   if (o.buildArgs !== undefined) q.set('buildargs', JSON.stringify(o.buildArgs));
   if (o.labels !== undefined) q.set('labels', JSON.stringify(o.labels));
+  if (o.cacheFrom !== undefined && o.cacheFrom.length > 0) q.set('cachefrom', JSON.stringify(o.cacheFrom));
   const signal = AbortSignal.any([
     AbortSignal.timeout(o.timeoutMs ?? 300_000),
     ...(o.signal === undefined ? [] : [o.signal]),
