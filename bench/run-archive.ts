@@ -149,17 +149,33 @@ export async function archiveWorkloads(ctx: ArchiveContext): Promise<Workload[]>
       ['unpack-tmpfs', shm],
     ] as const) {
       await mkdir(dir, { recursive: true });
-      const target = (tool: string, i: number) => join(dir, `${tool === 'dray' ? 'dray' : 'tar'}-${i}`);
+      const target = (tool: string, i: number) => join(dir, `${slug(tool)}-${i}`);
+      // The same work as dray's: the image's gzip layer blobs applied in order.
+      const blobs = ctx.fixture.layers.map((l) =>
+        join(ctx.fixture.layout, 'blobs', ...l.digest.split(':')),
+      );
+      const perLayer = (d: string, step: string) => ({
+        cmd: 'sh',
+        args: ['-c', `for f in "$@"; do ${step} || exit 1; done`, 'sh', ...blobs],
+        env: { D: d },
+      });
       workloads.push({
         key,
         name: `unpack big rootfs -> fresh dir (${key === 'unpack' ? 'ext4' : 'tmpfs'})`,
         bytes: rootfsBytes,
-        tools: ['dray', 'tar -x'],
-        describe: { dray: 'dray unpack big DIR', 'tar -x': 'tar -xf rootfs.tar -C DIR' },
+        tools: ['dray', 'tar -x', 'tar -xz layers', 'pigz -d | tar -x layers'],
+        describe: {
+          dray: 'dray unpack big DIR',
+          'tar -x': 'tar -xf rootfs.tar -C DIR (the flattened, uncompressed rootfs: less work)',
+          'tar -xz layers': 'tar -xzf LAYER -C DIR for each gzip layer blob in order',
+          'pigz -d | tar -x layers': 'pigz -dc LAYER | tar -xf - -C DIR for each layer in order',
+        },
         prepare: async (tool, i) => {
           const d = target(tool, i);
           await mkdir(d);
           if (tool === 'dray') return drayCmd(['unpack', src, d]);
+          if (tool === 'tar -xz layers') return perLayer(d, 'tar -xzf "$f" -C "$D"');
+          if (tool === 'pigz -d | tar -x layers') return perLayer(d, 'pigz -dc "$f" | tar -xf - -C "$D"');
           return { cmd: 'tar', args: ['-xf', rootfsTar, '-C', d] };
         },
         check: async (tool, i) => {

@@ -20,7 +20,7 @@ import {
   unlinkSync,
   writeSync,
 } from 'node:fs';
-import { type Readable, Transform, type TransformCallback } from 'node:stream';
+import type { Readable } from 'node:stream';
 import type { Digest } from '../digest/index.ts';
 import { DrayError, throwIfAborted } from '../errors.ts';
 import type { RunOptions } from '../progress/index.ts';
@@ -99,23 +99,18 @@ export async function applyLayer(root: string, layer: Readable, o: ApplyOptions 
   }
   const input = await decompressStream(layer, o);
   // The diffID costs a sha256 pass over the whole uncompressed layer; callers that do not
-  // need it (unpacking content already verified by digest) skip it.
+  // need it (unpacking content already verified by digest) skip it. The reader hands over
+  // every byte it reads, so no stream stage is needed for the hash or the size.
   const hash = o.diffId === false ? undefined : createHash('sha256');
   let size = 0;
-  const tap = new Transform({
-    highWaterMark: 1 << 20,
-    transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
-      hash?.update(chunk);
-      size += chunk.length;
-      cb(null, chunk);
-    },
-  });
-  input.on('error', (err) => tap.destroy(err));
-  input.pipe(tap);
+  const onData = (chunk: Buffer) => {
+    hash?.update(chunk);
+    size += chunk.length;
+  };
   const u = new Unpacker(realRoot, o);
   let entries = 0;
   try {
-    for await (const entry of readTar(tap, o)) {
+    for await (const entry of readTar(input, { ...o, onData })) {
       entries++;
       await u.apply(entry);
     }
@@ -175,7 +170,7 @@ class Unpacker {
     const h = entry.header;
     this.current = h.name;
     try {
-      await this.#apply(h, entry.body);
+      await this.#apply(h, entry);
     } catch (err) {
       throw this.#wrap(err);
     }
@@ -204,7 +199,7 @@ class Unpacker {
     }
   }
 
-  async #apply(h: TarHeader, body: Readable): Promise<void> {
+  async #apply(h: TarHeader, entry: TarEntry): Promise<void> {
     const path = cleanName(h.name);
     if (path.length === 0) {
       // The root itself ('./'): its metadata belongs to whoever made `root`.
@@ -227,7 +222,7 @@ class Unpacker {
         this.#directory(rel, h);
         break;
       case 'file':
-        await this.#file(rel, h, body);
+        await this.#file(rel, h, entry);
         break;
       case 'symlink':
         this.#symlink(rel, h);
@@ -361,7 +356,7 @@ class Unpacker {
     this.dirs.set(rel, { header: h, depth: rel.split('/').length });
   }
 
-  async #file(rel: string, h: TarHeader, body: Readable): Promise<void> {
+  async #file(rel: string, h: TarHeader, entry: TarEntry): Promise<void> {
     let fd: number;
     if (this.natives.hasNode(rel)) this.#flush();
     try {
@@ -373,8 +368,7 @@ class Unpacker {
       fd = openSync(this.abs(rel), O_CREATE_FILE, 0o600);
     }
     try {
-      for await (const chunk of body) {
-        const b = chunk as Buffer;
+      for await (const b of entry.chunks()) {
         let off = 0;
         while (off < b.length) off += writeSync(fd, b, off, b.length - off);
       }

@@ -14,9 +14,18 @@ const BLOCK = 512;
 /** Upper bound for one pax or GNU long-name payload (Go's archive/tar uses the same 1 MiB). */
 const MAX_SPECIAL = 1024 * 1024;
 const EMPTY = Buffer.alloc(0);
+const EMPTY_RECORDS: ReadonlyMap<string, Buffer> = new Map();
 
 const SCHILY_XATTR = 'SCHILY.xattr.';
 const LIBARCHIVE_XATTR = 'LIBARCHIVE.xattr.';
+
+export interface ReadTarOptions extends RunOptions {
+  /**
+   * Sees every byte of the archive stream, in order, as it is read (for a digest or a byte
+   * count of the whole tar without another stream stage). Must not keep or change the chunk.
+   */
+  onData?: (chunk: Buffer) => void;
+}
 
 /**
  * Reads a tar stream entry by entry. Does I/O on `stream` only (never buffers a body): each
@@ -39,7 +48,10 @@ const LIBARCHIVE_XATTR = 'LIBARCHIVE.xattr.';
  * ("unexpected end of archive"); messages name the entry and byte offset. DRAY_ABORTED when
  * `o.signal` fires. Errors of `stream` itself pass through.
  */
-export async function* readTar(stream: Readable, o: RunOptions = {}): AsyncGenerator<TarEntry, void, void> {
+export async function* readTar(
+  stream: Readable,
+  o: ReadTarOptions = {},
+): AsyncGenerator<TarEntry, void, void> {
   const signal = o.signal;
   if (signal?.aborted) {
     stream.destroy();
@@ -47,7 +59,7 @@ export async function* readTar(stream: Readable, o: RunOptions = {}): AsyncGener
   }
   const onAbort = () => stream.destroy(abortError(signal, 'reading tar archive'));
   signal?.addEventListener('abort', onAbort, { once: true });
-  const src = new Source(stream);
+  const src = new Source(stream, o.onData);
   let finished = false;
   const globals = new Map<string, Buffer>();
   try {
@@ -56,7 +68,7 @@ export async function* readTar(stream: Readable, o: RunOptions = {}): AsyncGener
       if (!entry) break;
       const { header, dataSize, offset } = entry;
       const body = new EntryBody(src, dataSize, header.name, offset);
-      yield { header, body: body.stream };
+      yield body.entry(header);
       if (signal?.aborted) throw abortError(signal, 'reading tar archive');
       await body.finish();
     }
@@ -147,15 +159,19 @@ interface RawHeader {
 /** Decodes one 512-byte header: checksum (unsigned or signed sum), magic, fields. */
 function parseHeaderBlock(b: Buffer, at: number): RawHeader {
   const stored = parseOctalField(b, 148, 8, 'checksum', at);
-  let unsigned = 0;
-  let signed = 0;
-  for (let i = 0; i < BLOCK; i++) {
-    const c = i >= 148 && i < 156 ? 0x20 : b[i]!;
-    unsigned += c;
-    signed += c > 127 ? c - 256 : c;
-  }
-  if (stored !== unsigned && stored !== signed) {
-    throw invalid(`invalid tar header at offset ${at}: checksum mismatch`);
+  // The checksum field itself counts as eight spaces.
+  let unsigned = 8 * 0x20;
+  for (let i = 0; i < 148; i++) unsigned += b[i]!;
+  for (let i = 156; i < BLOCK; i++) unsigned += b[i]!;
+  if (stored !== unsigned) {
+    // Some old tars summed signed bytes: accept that sum too.
+    let signed = 8 * 0x20;
+    for (let i = 0; i < BLOCK; i++) {
+      if (i >= 148 && i < 156) continue;
+      const c = b[i]!;
+      signed += c > 127 ? c - 256 : c;
+    }
+    if (stored !== signed) throw invalid(`invalid tar header at offset ${at}: checksum mismatch`);
   }
   const magic = b.toString('latin1', 257, 265);
   const isUstar = magic.startsWith('ustar\0');
@@ -211,7 +227,8 @@ function buildEntry(
   longLink: string | undefined,
 ): RawEntry {
   // Merge pax records: globals, then the entry's own (an empty local value unsets a standard key).
-  const records = new Map(globals);
+  // Most entries have no pax records at all: no map to copy then.
+  const records = globals.size === 0 && !local ? (EMPTY_RECORDS as Map<string, Buffer>) : new Map(globals);
   if (local) {
     for (const [k, v] of local) {
       if (v.length === 0 && PAX_HEADER_KEYS.has(k)) records.delete(k);
@@ -454,13 +471,35 @@ function invalid(message: string, cause?: unknown): DrayError {
   });
 }
 
-/** One entry's data as a Readable that pulls straight from the archive source. */
+/** A TarEntry as `readTar` yields it (a class: one shape for every entry, cheap to make). */
+class ReadEntry implements TarEntry {
+  readonly header: TarHeader;
+  readonly #data: EntryBody;
+
+  constructor(header: TarHeader, data: EntryBody) {
+    this.header = header;
+    this.#data = data;
+  }
+
+  get body(): Readable {
+    return this.#data.body;
+  }
+
+  chunks(): AsyncIterable<Buffer> {
+    return this.#data.chunks();
+  }
+}
+
+/**
+ * One entry's data, read either as chunks straight from the archive source or through a
+ * Readable made on first use (most consumers of a layer of small files never need one).
+ */
 class EntryBody {
-  readonly stream: Readable;
+  #stream: Readable | undefined;
   #src: Source;
   #remaining: number;
   #pad: number;
-  #inflight: Promise<void> | undefined;
+  #inflight: Promise<unknown> | undefined;
   #detached = false;
   #error: DrayError | undefined;
   #name: string;
@@ -472,39 +511,80 @@ class EntryBody {
     this.#pad = padding(size);
     this.#name = name;
     this.#offset = offset;
-    this.stream = new Readable({ read: () => this.#pull() });
+  }
+
+  /** The entry handed to the consumer: `body` and `chunks()` both read from here. */
+  entry(header: TarHeader): TarEntry {
+    return new ReadEntry(header, this);
+  }
+
+  get body(): Readable {
+    return this.#readable();
+  }
+
+  chunks(): AsyncIterable<Buffer> {
+    return this.#chunks();
+  }
+
+  #readable(): Readable {
+    if (this.#stream) return this.#stream;
+    const stream = new Readable({ read: () => this.#pull() });
+    this.#stream = stream;
     // The iterator rethrows body errors on the next entry; an unhandled 'error' must not crash
     // a consumer that merely resumed the body.
-    this.stream.on('error', () => {});
-    if (size === 0) this.stream.push(null);
+    stream.on('error', () => {});
+    if (this.#remaining === 0) stream.push(null);
+    return stream;
+  }
+
+  /** Next slice of the body, null when it is all read; throws for a truncated archive. */
+  async #next(): Promise<Buffer | null> {
+    if (this.#detached || this.#remaining === 0) return null;
+    const p = this.#src.take(this.#remaining);
+    this.#inflight = p;
+    let chunk: Buffer | null;
+    try {
+      chunk = await p;
+    } catch (err) {
+      throw this.#fail(err);
+    } finally {
+      this.#inflight = undefined;
+    }
+    if (chunk === null) throw this.#fail(this.#truncated());
+    this.#remaining -= chunk.length;
+    return chunk;
+  }
+
+  #chunks(): AsyncIterable<Buffer> {
+    return {
+      [Symbol.asyncIterator]: () => ({
+        next: async (): Promise<IteratorResult<Buffer, undefined>> => {
+          const chunk = await this.#next();
+          return chunk === null ? { done: true, value: undefined } : { done: false, value: chunk };
+        },
+      }),
+    };
   }
 
   #pull(): void {
     if (this.#inflight || this.#detached || this.#remaining === 0) return;
-    this.#inflight = this.#src.take(this.#remaining).then(
+    this.#next().then(
       (chunk) => {
-        this.#inflight = undefined;
-        if (this.#detached) return;
-        if (chunk === null) {
-          this.#fail(this.#truncated());
-          return;
-        }
-        this.#remaining -= chunk.length;
-        this.stream.push(chunk);
-        if (this.#remaining === 0) this.stream.push(null);
+        const stream = this.#stream as Readable;
+        if (chunk === null || this.#detached) return;
+        stream.push(chunk);
+        if (this.#remaining === 0) stream.push(null);
       },
-      (err: unknown) => {
-        this.#inflight = undefined;
-        this.#fail(err);
-      },
+      () => {},
     );
   }
 
-  #fail(err: unknown): void {
+  #fail(err: unknown): DrayError {
     const e =
       err instanceof DrayError ? err : invalid(`tar entry ${JSON.stringify(this.#name)}: ${err}`, err);
-    this.#error = e;
-    this.stream.destroy(e);
+    this.#error ??= e;
+    this.#stream?.destroy(e);
+    return e;
   }
 
   #truncated(): DrayError {
@@ -515,7 +595,7 @@ class EntryBody {
 
   /** Skips what the consumer left unread, plus the block padding. */
   async finish(): Promise<void> {
-    if (this.#inflight) await this.#inflight;
+    if (this.#inflight) await this.#inflight.catch(() => {});
     this.#detached = true;
     if (this.#error) throw this.#error;
     if (this.#remaining > 0) {
@@ -524,10 +604,10 @@ class EntryBody {
       this.#remaining -= got;
       if (got < want) {
         const e = this.#truncated();
-        if (!this.stream.destroyed) this.stream.destroy(e);
+        if (this.#stream && !this.#stream.destroyed) this.#stream.destroy(e);
         throw e;
       }
-      if (!this.stream.readableEnded) this.stream.destroy();
+      if (this.#stream && !this.#stream.readableEnded) this.#stream.destroy();
     }
     if (this.#pad > 0) {
       const got = await this.#src.skip(this.#pad);
@@ -546,9 +626,11 @@ class Source {
   #it: AsyncIterator<unknown>;
   #chunk: Buffer = EMPTY;
   #eof = false;
+  #onData: ((chunk: Buffer) => void) | undefined;
 
-  constructor(stream: Readable) {
+  constructor(stream: Readable, onData?: (chunk: Buffer) => void) {
     this.#it = stream[Symbol.asyncIterator]();
+    this.#onData = onData;
   }
 
   async #fill(): Promise<boolean> {
@@ -565,6 +647,7 @@ class Source {
         : typeof v === 'string'
           ? Buffer.from(v)
           : Buffer.from(v as Uint8Array);
+      this.#onData?.(this.#chunk);
     }
     return true;
   }

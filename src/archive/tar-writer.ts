@@ -11,6 +11,10 @@ import { PAX_HEADER_KEYS } from './types.ts';
 const BLOCK = 512;
 const ZERO_BLOCKS = Buffer.alloc(2 * BLOCK);
 const PADDING = Buffer.alloc(BLOCK);
+/** Pieces smaller than this (headers, padding, small bodies) are copied into one staging buffer… */
+const SMALL_PIECE = 16 * 1024;
+/** …of this size, pushed when full, before a large piece, at the end, or when the loop goes idle. */
+const STAGE_BYTES = 64 * 1024;
 /** Largest value of an n-byte octal field with its terminating NUL. */
 const MAX_OCTAL_8 = 0o7777777; // 2097151
 const MAX_OCTAL_12 = 0o77777777777; // 8589934591
@@ -50,6 +54,9 @@ export class TarWriter {
   #preciseTimes: boolean;
   #tail: Promise<void> = Promise.resolve();
   #wake: (() => void) | undefined;
+  #stage: Buffer | undefined;
+  #staged = 0;
+  #idleFlush: NodeJS.Immediate | undefined;
   #error: Error | undefined;
   #finished = false;
   #signal: AbortSignal | undefined;
@@ -97,6 +104,7 @@ export class TarWriter {
     const p = this.#tail.then(async () => {
       this.#check();
       await this.#push(ZERO_BLOCKS);
+      this.#flushStage();
       this.readable.push(null);
       this.#cleanup();
     });
@@ -150,9 +158,40 @@ export class TarWriter {
     if (this.#signal?.aborted) throw abortError(this.#signal, 'writing tar archive');
   }
 
+  /**
+   * Hands bytes to the output. A tar of many small files is mostly 512-byte headers, padding
+   * and small bodies: each its own push would cost the consumer one write call apiece, so
+   * small pieces are copied into a staging buffer. Staged bytes are pushed when the stage
+   * fills, before a large piece, at `finish`, and once the event loop turns with nothing
+   * else added (a consumer never waits on bytes that sit staged while the producer is idle).
+   */
   async #push(b: Buffer): Promise<void> {
     this.#check();
-    if (this.readable.push(b)) return;
+    if (b.length < SMALL_PIECE) {
+      if (this.#staged + b.length > STAGE_BYTES && this.#flushStage()) await this.#drained();
+      this.#stage ??= Buffer.allocUnsafe(STAGE_BYTES);
+      b.copy(this.#stage, this.#staged);
+      this.#staged += b.length;
+      this.#idleFlush ??= setImmediate(() => {
+        this.#idleFlush = undefined;
+        if (!this.readable.destroyed) this.#flushStage();
+      });
+      return;
+    }
+    this.#flushStage();
+    if (!this.readable.push(b)) await this.#drained();
+  }
+
+  /** Pushes what is staged; true when the output asks to wait (backpressure). */
+  #flushStage(): boolean {
+    if (this.#staged === 0) return false;
+    const out = (this.#stage as Buffer).subarray(0, this.#staged);
+    this.#stage = undefined;
+    this.#staged = 0;
+    return !this.readable.push(out);
+  }
+
+  async #drained(): Promise<void> {
     await new Promise<void>((resolve) => {
       this.#wake = resolve;
     });
@@ -166,6 +205,8 @@ export class TarWriter {
   }
 
   #cleanup(): void {
+    if (this.#idleFlush) clearImmediate(this.#idleFlush);
+    this.#idleFlush = undefined;
     if (this.#onAbort) this.#signal?.removeEventListener('abort', this.#onAbort);
     this.#onAbort = undefined;
   }

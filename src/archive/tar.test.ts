@@ -278,6 +278,39 @@ test('reader: breaking out early destroys the input', async () => {
   assert.ok(src.destroyed);
 });
 
+test('reader: chunks() gives the body without a stream; onData sees every byte in order', async () => {
+  const big = Buffer.alloc(5000);
+  for (let i = 0; i < big.length; i++) big[i] = (i * 7) & 0xff;
+  const tar = await writeTar([
+    [hdr({ name: 'a', type: 'file', size: big.length }), big],
+    [hdr({ name: 'd', type: 'directory' })],
+    [hdr({ name: 'b', type: 'file', size: 3 }), Buffer.from('bbb')],
+    [hdr({ name: 'c', type: 'file', size: 4 }), Buffer.from('cccc')],
+  ]);
+  const padded = Buffer.concat([tar, Buffer.alloc(1536)]);
+  const seen: Buffer[] = [];
+  const got = new Map<string, Buffer>();
+  for await (const e of readTar(Readable.from(chunked(padded, 700)), { onData: (c) => seen.push(c) })) {
+    if (e.header.name === 'c') continue; // unread: skipped
+    const parts: Buffer[] = [];
+    for await (const c of e.chunks()) parts.push(c);
+    got.set(e.header.name, Buffer.concat(parts));
+  }
+  assert.deepEqual(got.get('a'), big);
+  assert.equal(got.get('d')?.length, 0);
+  assert.equal(got.get('b')?.toString(), 'bbb');
+  assert.deepEqual(Buffer.concat(seen), padded);
+  // a truncated body read through chunks() fails as the stream does
+  await assert.rejects(
+    async () => {
+      for await (const e of readTar(Readable.from([tar.subarray(0, 2000)])))
+        for await (const _ of e.chunks());
+    },
+    (e: unknown) =>
+      isDrayError(e, 'DRAY_INVALID_ARCHIVE') && /"a" at offset 0: unexpected end/.test(String(e)),
+  );
+});
+
 test('reader: names normalised, absolute and .. kept for safe unpack', () => {
   assert.equal(normalizeName('./a/b/'), 'a/b');
   assert.equal(normalizeName('.//a'), 'a');

@@ -41,11 +41,19 @@ export interface TarHeader {
   pax?: Map<string, Buffer>;
 }
 
-/** One entry as the reader yields it: consume or `resume()` `body` before asking for the next. */
+/**
+ * One entry as the reader yields it. Its content is read through `body` or `chunks()`, not
+ * both, before asking for the next entry; whatever is left unread is skipped.
+ */
 export interface TarEntry {
   header: TarHeader;
-  /** The file's content (empty for non-files). */
-  body: Readable;
+  /** The file's content (empty for non-files) as a stream, made on first access. */
+  readonly body: Readable;
+  /**
+   * The same content chunk by chunk, zero-copy slices of the archive: no stream per entry,
+   * which is most of the cost of an entry in a layer of many small files.
+   */
+  chunks(): AsyncIterable<Buffer>;
 }
 
 /** Compression of a layer blob, detected from its first bytes or chosen for output. */
