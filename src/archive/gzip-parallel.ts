@@ -15,6 +15,8 @@ import { deflateBlock } from './gzip-parallel-worker.ts';
  */
 
 const DICT = 32 * 1024;
+/** Block buffers kept for reuse (at most this many, of any size). */
+const MAX_SPARE_BLOCKS = 8;
 /** Default block size: large enough to amortise messaging, small enough to keep both cores busy. */
 export const DEFAULT_GZIP_BLOCK = 1024 * 1024;
 
@@ -50,7 +52,7 @@ export function createParallelGzip(o: ParallelGzipOptions = {}): Transform {
   const workers = Math.max(1, o.workers ?? Math.min(availableParallelism(), 4));
   const maxInFlight = workers * 2;
 
-  let block = Buffer.allocUnsafeSlow(blockSize);
+  let block = pool(workers).takeBlock(blockSize);
   let fill = 0;
   let crc = 0;
   let isize = 0;
@@ -95,7 +97,7 @@ export function createParallelGzip(o: ParallelGzipOptions = {}): Transform {
         if (fill === blockSize) {
           submit(block, false);
           submitted = true;
-          block = Buffer.allocUnsafeSlow(blockSize);
+          block = pool(workers).takeBlock(blockSize);
           fill = 0;
         }
       }
@@ -142,6 +144,7 @@ class DeflatePool {
   #nextId = 0;
   #size: number;
   #busy = 0;
+  #spare: Buffer[] = [];
 
   constructor(size: number) {
     this.#size = size;
@@ -174,6 +177,22 @@ class DeflatePool {
     });
   }
 
+  /**
+   * A block buffer of `size` bytes: one a worker handed back, else a new one. Reuse keeps
+   * a layer's worth of 1 MiB blocks from piling up as garbage between collections.
+   */
+  takeBlock(size: number): Buffer {
+    const i = this.#spare.findIndex((b) => b.byteLength === size);
+    if (i >= 0) return this.#spare.splice(i, 1)[0] as Buffer;
+    return Buffer.allocUnsafeSlow(size);
+  }
+
+  #recycle(input: Uint8Array): void {
+    if (input.byteOffset !== 0 || input.byteLength !== input.buffer.byteLength) return;
+    if (this.#spare.length >= MAX_SPARE_BLOCKS) return;
+    this.#spare.push(Buffer.from(input.buffer, 0, input.byteLength));
+  }
+
   async #acquire(): Promise<Worker> {
     for (;;) {
       const w = this.#idle.pop();
@@ -202,7 +221,8 @@ class DeflatePool {
       resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 32 },
     });
     w.unref();
-    w.on('message', (m: { id: number; data?: Uint8Array; error?: string }) => {
+    w.on('message', (m: { id: number; data?: Uint8Array; input?: Uint8Array; error?: string }) => {
+      if (m.input) this.#recycle(m.input);
       const job = this.#jobs.get(m.id);
       if (!job) return;
       this.#jobs.delete(m.id);
