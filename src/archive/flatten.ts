@@ -3,7 +3,7 @@ import { DrayError, throwIfAborted } from '../errors.ts';
 import type { RunOptions } from '../progress/index.ts';
 import { decompressStream } from './compression.ts';
 import { readTar } from './tar-reader.ts';
-import { createTarWriter, type TarWriter } from './tar-writer.ts';
+import { createTarWriter, type TarBody, type TarWriter } from './tar-writer.ts';
 import type { TarHeader } from './types.ts';
 import { cleanName, parseWhiteout } from './whiteout.ts';
 
@@ -150,7 +150,8 @@ class Flattener {
       return [];
     };
 
-    for await (const { header: h0, body } of readTar(await this.#open(k), this.o)) {
+    for await (const entry of readTar(await this.#open(k), this.o)) {
+      const h0 = entry.header;
       const path = cleanName(h0.name).join('/');
       if (path === '') continue;
       const wh = parseWhiteout(path.split('/'), h0.name);
@@ -190,7 +191,7 @@ class Flattener {
       if (visible) {
         this.claimed.add(path);
         seen.set(path, { emittedAs: path });
-        await this.#emit(h, h.type === 'file' ? body : undefined);
+        await this.#emit(h, h.type === 'file' ? entry.chunks() : undefined);
         for (const x of waiters ?? []) await this.#emit({ ...x, type: 'link', linkname: path, size: 0 });
         continue;
       }
@@ -204,7 +205,7 @@ class Flattener {
           this.#warn(`dropping hard link ${x.name}: its target ${path} is a directory`);
         continue;
       }
-      await this.#emit({ ...h, name: f.name }, h.type === 'file' ? body : undefined);
+      await this.#emit({ ...h, name: f.name }, h.type === 'file' ? entry.chunks() : undefined);
       seen.set(path, { emittedAs: f.name });
       for (const x of rest) await this.#emit({ ...x, type: 'link', linkname: f.name, size: 0 });
     }
@@ -227,19 +228,20 @@ class Flattener {
 
   /** Second read of layer `k` for the bodies of shadowed files that links still need. */
   async #materialize(k: number, need: Map<string, TarHeader[]>): Promise<void> {
-    for await (const { header, body } of readTar(await this.#open(k), this.o)) {
+    for await (const entry of readTar(await this.#open(k), this.o)) {
+      const header = entry.header;
       const path = cleanName(header.name).join('/');
       const links = need.get(path);
       if (!links) continue;
       need.delete(path);
       const [first, ...rest] = links as [TarHeader, ...TarHeader[]];
-      await this.#emit({ ...header, name: first.name }, header.type === 'file' ? body : undefined);
+      await this.#emit({ ...header, name: first.name }, header.type === 'file' ? entry.chunks() : undefined);
       for (const x of rest) await this.#emit({ ...x, type: 'link', linkname: first.name, size: 0 });
       if (need.size === 0) break;
     }
   }
 
-  async #emit(h: TarHeader, body?: Readable): Promise<void> {
+  async #emit(h: TarHeader, body?: TarBody): Promise<void> {
     const out: TarHeader = {
       ...h,
       uid: mapId(h.uid, this.o.uidMap, 'uid', h.name),

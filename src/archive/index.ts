@@ -11,6 +11,12 @@ export { createParallelGzip, DEFAULT_GZIP_BLOCK, type ParallelGzipOptions } from
 export type { LayerEntry, LayerResult, LayerWriter, LayerWriterOptions } from './layer-writer.ts';
 export { layerMediaType, writeLayer, writeLayerTo } from './layer-writer.ts';
 export { normalizeName, readTar } from './tar-reader.ts';
-export { createTarWriter, encodeHeader, TarWriter, type TarWriterOptions } from './tar-writer.ts';
+export {
+  createTarWriter,
+  encodeHeader,
+  type TarBody,
+  TarWriter,
+  type TarWriterOptions,
+} from './tar-writer.ts';
 export type { Compression, CompressionOptions, TarEntry, TarEntryType, TarHeader } from './types.ts';
 export { type ReadXattrsOptions, readXattrs, walkTree, type XattrIndex } from './walk.ts';

@@ -38,6 +38,9 @@ export interface TarWriterOptions {
   preciseTimes?: boolean;
 }
 
+/** An entry's content: bytes, a stream, or chunks (e.g. a read entry's `chunks()`). */
+export type TarBody = Buffer | Readable | AsyncIterable<Buffer>;
+
 /**
  * Writes tar entries one at a time into `readable`, with backpressure: `add` resolves once the
  * entry's bytes are handed to the stream and the consumer is keeping up. Concurrent `add`
@@ -88,7 +91,7 @@ export class TarWriter {
    * Appends one entry. `body` (files only) must supply exactly `header.size` bytes. For
    * directories the name is written with a trailing '/'.
    */
-  add(header: TarHeader, body?: Readable | Buffer): Promise<void> {
+  add(header: TarHeader, body?: TarBody): Promise<void> {
     if (this.#finished) {
       return Promise.reject(new DrayError('DRAY_INVALID_ARGUMENT', 'tar writer: add after finish'));
     }
@@ -112,7 +115,7 @@ export class TarWriter {
     return p;
   }
 
-  async #add(header: TarHeader, body: Readable | Buffer | undefined): Promise<void> {
+  async #add(header: TarHeader, body: TarBody | undefined): Promise<void> {
     this.#check();
     const blocks = encodeHeader(header, this.#preciseTimes);
     const size = header.type === 'file' ? header.size : 0;
@@ -122,7 +125,10 @@ export class TarWriter {
         `tar entry ${JSON.stringify(header.name)}: body is ${body?.length ?? 0} bytes but header.size is ${size}`,
       );
     }
-    for (const b of blocks) await this.#push(b);
+    for (const b of blocks) {
+      const wait = this.#push(b);
+      if (wait) await wait;
+    }
     let written = 0;
     try {
       if (Buffer.isBuffer(body)) {
@@ -132,11 +138,14 @@ export class TarWriter {
         for await (const c of body) {
           const chunk: Buffer = Buffer.isBuffer(c) ? c : Buffer.from(c as Uint8Array);
           if (written + chunk.length > size) {
-            body.destroy();
+            if (body instanceof Readable) body.destroy();
             throw badArg(`tar entry ${JSON.stringify(header.name)}: body is longer than header.size ${size}`);
           }
           written += chunk.length;
-          if (chunk.length > 0) await this.#push(chunk);
+          if (chunk.length > 0) {
+            const wait = this.#push(chunk);
+            if (wait) await wait;
+          }
         }
       }
       if (written !== size) {
@@ -145,7 +154,10 @@ export class TarWriter {
         );
       }
       const pad = (BLOCK - (size % BLOCK)) % BLOCK;
-      if (pad > 0) await this.#push(PADDING.subarray(0, pad));
+      if (pad > 0) {
+        const wait = this.#push(PADDING.subarray(0, pad));
+        if (wait) await wait;
+      }
     } catch (err) {
       // Header (and maybe part of a body) is out: the archive cannot be repaired.
       if (!this.readable.destroyed) this.readable.destroy(err as Error);
@@ -165,10 +177,10 @@ export class TarWriter {
    * fills, before a large piece, at `finish`, and once the event loop turns with nothing
    * else added (a consumer never waits on bytes that sit staged while the producer is idle).
    */
-  async #push(b: Buffer): Promise<void> {
+  #push(b: Buffer): Promise<void> | undefined {
     this.#check();
     if (b.length < SMALL_PIECE) {
-      if (this.#staged + b.length > STAGE_BYTES && this.#flushStage()) await this.#drained();
+      const full = this.#staged + b.length > STAGE_BYTES && this.#flushStage();
       this.#stage ??= Buffer.allocUnsafe(STAGE_BYTES);
       b.copy(this.#stage, this.#staged);
       this.#staged += b.length;
@@ -176,10 +188,11 @@ export class TarWriter {
         this.#idleFlush = undefined;
         if (!this.readable.destroyed) this.#flushStage();
       });
-      return;
+      return full ? this.#drained() : undefined;
     }
     this.#flushStage();
-    if (!this.readable.push(b)) await this.#drained();
+    if (!this.readable.push(b)) return this.#drained();
+    return undefined;
   }
 
   /** Pushes what is staged; true when the output asks to wait (backpressure). */
