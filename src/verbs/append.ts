@@ -10,7 +10,7 @@ import { emptyImageConfig, normalizeLayersAndHistory, patchImageConfig, writeIma
 import { type Descriptor, hostPlatform, MediaTypes } from '../oci/index.ts';
 import type { RunOptions } from '../progress/index.ts';
 import { normalizeReference, referenceString } from '../reference/index.ts';
-import { localName, openStores, type StoreOptions } from './context.ts';
+import { openStores, resolveLocalImage, type StoreOptions } from './context.ts';
 import { resolveImage } from './resolve.ts';
 
 export interface AppendOptions extends RunOptions, StoreOptions {
@@ -42,7 +42,7 @@ export async function append(
   let baseLayers: Descriptor[] = [];
   let docker = false;
   if (base !== 'scratch') {
-    const img = await resolveImage(content, await images.resolve(localName(base)), {
+    const img = await resolveImage(content, (await resolveLocalImage(images, base, o)).root, {
       ...o,
       has: (d) => content.has(d),
     });

@@ -1,6 +1,8 @@
 import { ContentStore } from '../content/index.ts';
-import { DrayError } from '../errors.ts';
+import { DrayError, isDrayError } from '../errors.ts';
 import { ImageStore } from '../image/index.ts';
+import type { Descriptor } from '../oci/index.ts';
+import type { RunOptions } from '../progress/index.ts';
 import { normalizeReference, referenceString } from '../reference/index.ts';
 import {
   type Authenticator,
@@ -70,4 +72,53 @@ export function registryClientFor(o: RegistryOptions = {}): {
 export function localName(input: string): string {
   if (/^sha256:[a-f0-9]{64}$/.test(input)) return input;
   return referenceString(normalizeReference(input));
+}
+
+/** A hex image ID or a prefix of one (at least 4 characters), with or without `sha256:`. */
+const IMAGE_ID = /^(?:sha256:)?([a-f0-9]{4,64})$/;
+
+/**
+ * A local image by what a user typed, as docker finds it: its name first (normalised:
+ * `busybox` is `docker.io/library/busybox:latest`), then its ID — the root digest, or a
+ * unique prefix of its hex such as the 12 characters `dray images` shows, with or without
+ * `sha256:`. Returns the store name (the image's own name when found by ID) and the root.
+ * Does I/O.
+ * @throws DRAY_NOT_FOUND when neither matches; DRAY_INVALID_ARGUMENT for an ID prefix that
+ *   matches several images; DRAY_INVALID_REFERENCE for input that is neither name nor ID.
+ */
+export async function resolveLocalImage(
+  images: ImageStore,
+  input: string,
+  o: RunOptions = {},
+): Promise<{ name: string; root: Descriptor }> {
+  const id = IMAGE_ID.exec(input)?.[1];
+  let miss: unknown;
+  try {
+    const name = localName(input);
+    return { name, root: await images.resolve(name, o) };
+  } catch (e) {
+    // A 64-hex string is not a valid name (docker refuses it as a repository): an ID then.
+    if (id === undefined || !(isDrayError(e, 'DRAY_NOT_FOUND') || isDrayError(e, 'DRAY_INVALID_REFERENCE')))
+      throw e;
+    miss = e;
+  }
+  const found = new Map<string, { name: string; root: Descriptor }>();
+  for (const r of await images.list(o)) {
+    const hex = r.target.digest.slice(r.target.digest.indexOf(':') + 1);
+    if (hex.startsWith(id) && !found.has(r.target.digest))
+      found.set(r.target.digest, { name: r.name, root: r.target });
+  }
+  if (found.size === 1) return [...found.values()][0] as { name: string; root: Descriptor };
+  if (found.size > 1) {
+    throw new DrayError(
+      'DRAY_INVALID_ARGUMENT',
+      `image ID ${input} is ambiguous: it starts ${found.size} images' IDs`,
+      {
+        hint: 'give more characters of the ID (dray images --no-trunc shows them whole)',
+      },
+    );
+  }
+  if (isDrayError(miss, 'DRAY_INVALID_REFERENCE'))
+    throw new DrayError('DRAY_NOT_FOUND', `no such image: ${input}`);
+  throw miss;
 }

@@ -3,7 +3,7 @@ import { throwIfAborted } from '../errors.ts';
 import { resolveExporter } from '../exporter/index.ts';
 import { type Platform, parsePlatform } from '../oci/index.ts';
 import type { RunOptions } from '../progress/index.ts';
-import { localName, openStores, type StoreOptions } from './context.ts';
+import { openStores, resolveLocalImage, type StoreOptions } from './context.ts';
 
 export interface ExportImageOptions extends RunOptions, StoreOptions {
   /** A file path (written atomically) or a stream (stdout). */
@@ -27,7 +27,7 @@ function platformsOf(p: ExportImageOptions['platform']): Platform[] | 'all' | un
 export async function exportImage(image: string, o: ExportImageOptions): Promise<void> {
   throwIfAborted(o.signal);
   const { content, images } = await openStores(o);
-  const root = await images.resolve(localName(image));
+  const { root } = await resolveLocalImage(images, image, o);
   const platforms = platformsOf(o.platform);
   const dest =
     typeof o.output === 'string'
@@ -51,7 +51,7 @@ export interface UnpackOptions extends RunOptions, StoreOptions {
 export async function unpack(image: string, dir: string, o: UnpackOptions): Promise<void> {
   throwIfAborted(o.signal);
   const { content, images } = await openStores(o);
-  const root = await images.resolve(localName(image));
+  const { root } = await resolveLocalImage(images, image, o);
   const platforms = platformsOf(o.platform);
   await resolveExporter({ type: 'local', dest: dir, ...(platforms ? { platforms } : {}) }).export(
     { source: content, root },

@@ -10,10 +10,10 @@ import {
 import type { RunOptions } from '../progress/index.ts';
 import { normalizeReference, referenceString } from '../reference/index.ts';
 import {
-  localName,
   openStores,
   type RegistryOptions,
   registryClientFor,
+  resolveLocalImage,
   type StoreOptions,
 } from './context.ts';
 import { resolveImage } from './resolve.ts';
@@ -59,8 +59,7 @@ export async function inspect(name: string, o: InspectOptions): Promise<ImageIns
     }
   }
   const { content, images } = await openStores(o);
-  const full = localName(name);
-  const root = await images.resolve(full);
+  const { name: full, root } = await resolveLocalImage(images, name, o);
   return shape(full, await resolveImage(content, root, { ...common, has: (d) => content.has(d) }));
 }
 

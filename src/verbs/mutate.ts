@@ -2,7 +2,7 @@ import { throwIfAborted } from '../errors.ts';
 import { type ConfigChanges, mutateImageConfig, writeImage } from '../image/index.ts';
 import { type Descriptor, MediaTypes } from '../oci/index.ts';
 import type { RunOptions } from '../progress/index.ts';
-import { localName, openStores, type StoreOptions } from './context.ts';
+import { localName, openStores, resolveLocalImage, type StoreOptions } from './context.ts';
 import { resolveImage } from './resolve.ts';
 
 export interface MutateOptions extends RunOptions, StoreOptions {
@@ -23,10 +23,10 @@ export async function mutate(
   o: MutateOptions,
 ): Promise<{ name: string; descriptor: Descriptor }> {
   throwIfAborted(o.signal);
-  const source = localName(image);
-  const name = localName(o.tag ?? image);
   const { content, images } = await openStores(o);
-  const img = await resolveImage(content, await images.resolve(source), { ...o, has: (d) => content.has(d) });
+  const source = await resolveLocalImage(images, image, o);
+  const name = o.tag !== undefined ? localName(o.tag) : source.name;
+  const img = await resolveImage(content, source.root, { ...o, has: (d) => content.has(d) });
   const descriptor = await writeImage(
     content,
     {

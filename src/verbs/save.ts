@@ -4,7 +4,7 @@ import { writeToDestination } from '../exporter/index.ts';
 import { writeDockerArchive, writeOciArchive } from '../layout/index.ts';
 import { type Descriptor, type Platform, parsePlatform } from '../oci/index.ts';
 import { oneOff, type RunOptions } from '../progress/index.ts';
-import { localName, openStores, type StoreOptions } from './context.ts';
+import { openStores, resolveLocalImage, type StoreOptions } from './context.ts';
 
 export interface SaveOptions extends RunOptions, StoreOptions {
   /** 'docker' (default; Docker 25's combined layout, so OCI tools read it too) or 'oci'. */
@@ -29,8 +29,7 @@ export async function save(names: readonly string[], o: SaveOptions): Promise<vo
   const platform = typeof o.platform === 'string' ? parsePlatform(o.platform) : o.platform;
   const byDigest = new Map<string, { names: string[]; root: Descriptor }>();
   for (const n of names) {
-    const name = localName(n);
-    const root = await images.resolve(name);
+    const { name, root } = await resolveLocalImage(images, n, o);
     const entry = byDigest.get(root.digest) ?? { names: [], root };
     entry.names.push(name);
     byDigest.set(root.digest, entry);

@@ -2,7 +2,7 @@ import { DrayError, throwIfAborted } from '../errors.ts';
 import type { Descriptor } from '../oci/index.ts';
 import type { RunOptions } from '../progress/index.ts';
 import { normalizeReference, referenceString } from '../reference/index.ts';
-import { localName, openStores, type StoreOptions } from './context.ts';
+import { localName, openStores, resolveLocalImage, type StoreOptions } from './context.ts';
 import { deleteUnreferenced } from './prune.ts';
 import { reachable } from './walk.ts';
 
@@ -18,7 +18,6 @@ export async function tag(
   o: TagOptions,
 ): Promise<{ name: string; descriptor: Descriptor }> {
   throwIfAborted(o.signal);
-  const from = localName(source);
   const to = normalizeReference(target);
   if (to.digest) {
     throw new DrayError(
@@ -27,7 +26,7 @@ export async function tag(
     );
   }
   const { images } = await openStores(o);
-  const descriptor = await images.resolve(from);
+  const { root: descriptor } = await resolveLocalImage(images, source, o);
   const name = referenceString(to);
   await images.tag(name, descriptor);
   return { name, descriptor };

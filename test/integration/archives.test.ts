@@ -409,3 +409,31 @@ test('an untagged image (hello-world-v25) is kept under its digest: listed as <n
   assert.doesNotMatch(after.stdout, /<none>/);
   assert.match(after.stdout, /local\/hello\s+1\s/);
 });
+
+test('images are found by ID as docker finds them: the shown 12 characters, a unique prefix, sha256:…', async (t) => {
+  const work = await mkdtemp(join(tmpdir(), 'dray-byid-'));
+  t.after(() => rm(work, { recursive: true, force: true }));
+  const o = { root: join(work, 'root'), config: join(work, 'config') };
+  assert.equal((await runCli(['load', '-i', fixture('hello-world-v25.tar')], o)).code, 0);
+  const full = /[a-f0-9]{64}/.exec((await runCli(['images', '--no-trunc'], o)).stdout)?.[0] as string;
+  assert.ok(full);
+  const short = full.slice(0, 12);
+  // tag by the short ID, then the named image is found by its ID too (prefix, sha256:, whole)
+  const tagged = await runCli(['tag', short, 'local/hello:1'], o);
+  assert.equal(tagged.code, 0, tagged.stderr);
+  for (const id of [full.slice(0, 6), `sha256:${short}`, full, `sha256:${full}`]) {
+    const r = await runCli(['inspect', id], o);
+    assert.equal(r.code, 0, `${id}: ${r.stderr}`);
+    assert.equal(JSON.parse(r.stdout)[0].Descriptor.digest, `sha256:${full}`);
+  }
+  const out = join(work, 'x.tar');
+  assert.equal((await runCli(['save', '-o', out, short], o)).code, 0);
+  assert.equal((await runCli(['mutate', short, '--label', 'a=b', '-t', 'local/hello:2'], o)).code, 0);
+  // a name wins over an ID prefix, an unknown prefix is not found, a shared prefix is ambiguous
+  assert.equal((await runCli(['tag', 'local/hello:2', short.slice(0, 4)], o)).code, 0);
+  const byName = await runCli(['inspect', short.slice(0, 4)], o);
+  assert.notEqual(JSON.parse(byName.stdout)[0].Descriptor.digest, `sha256:${full}`);
+  const unknown = await runCli(['inspect', 'ffffffffffff'], o);
+  assert.equal(unknown.code, 1);
+  assert.match(unknown.stderr, /no such image/);
+});
