@@ -1,5 +1,5 @@
 // Bundles the CLI into dist/ (`npm run bundle`; setup.sh runs it): one ESM file for the
-// program and one per worker thread, already stripped of types, so a `dray` run loads three
+// program and one per worker thread, already stripped of types, so a `dray` run loads four
 // files instead of ~300 type-stripped modules (start-up ~0.35 s → ~0.1 s). bin/dray.js uses
 // the bundle only while dist/stamp matches the sources (see bin/source-stamp.js).
 import { mkdir, rm, writeFile } from 'node:fs/promises';
@@ -18,6 +18,7 @@ await build({
     main: join(repo, 'scripts/bundle-entry.js'),
     'fs-worker': join(repo, 'src/solver/file/fs-worker.ts'),
     'gzip-parallel-worker': join(repo, 'src/archive/gzip-parallel-worker.ts'),
+    'apply-worker': join(repo, 'src/archive/apply-worker.ts'),
   },
   outdir: dist,
   outExtension: { '.js': '.mjs' },

@@ -9,6 +9,7 @@ import { describe as suite, test } from 'node:test';
 import { gzipSync, zstdCompressSync } from 'node:zlib';
 import { isDrayError } from '../errors.ts';
 import { type ApplyOptions, applyLayer } from './apply.ts';
+import { FileBatcher } from './file-batcher.ts';
 import { type EvilEntry, evilCases, evilTar } from './testdata/evil-tar.ts';
 import { describe, getXattrs, has, readTree } from './testdata/fs-tree.ts';
 
@@ -44,13 +45,22 @@ function sentinel(dir: string): void {
   spawnSync('chmod', ['0750', dir]);
 }
 
+/** 200 small files first: the small files after them are written by the worker thread. */
+const WORKER_FILLER: EvilEntry[] = [
+  { name: 'zz-filler/', type: 'dir' },
+  ...Array.from({ length: 200 }, (_, i) => ({ name: `zz-filler/f${i}`, body: `${i}` })),
+];
+
 suite('applyLayer: malicious corpus leaves the host untouched', () => {
   test('the corpus has at least 15 cases', () => {
     assert.ok(evilCases.length >= 15, `${evilCases.length} cases`);
   });
-  for (const c of evilCases) {
+  for (const [c, filler] of evilCases.flatMap((c) => [
+    [c, false],
+    [c, true],
+  ]) as Array<[(typeof evilCases)[number], boolean]>) {
     const how = 'refused' in c.outcome ? `refused (${c.outcome.refused})` : 'confined';
-    test(`${c.name}: ${how}`, async (t) => {
+    test(`${c.name}: ${how}${filler ? ' (small files on the worker)' : ''}`, async (t) => {
       if (c.entries('').some((e) => e.xattrs) && !need(t, 'setfattr')) return;
       const base = tmp(t, 'dray-evil-');
       const root = join(base, 'root');
@@ -60,7 +70,8 @@ suite('applyLayer: malicious corpus leaves the host untouched', () => {
       const before = describe(readTree(base, { skip: (p) => p === 'root' }));
       const hostBefore = describe(readTree('/etc', { skip: (p) => p !== 'passwd' }));
       const warnings: string[] = [];
-      const run = apply(root, c.entries(outside), { ...c.options, onWarning: (m) => warnings.push(m) });
+      const entries = filler ? [...WORKER_FILLER, ...c.entries(outside)] : c.entries(outside);
+      const run = apply(root, entries, { ...c.options, onWarning: (m) => warnings.push(m) });
       if ('refused' in c.outcome) {
         const code = c.outcome.refused;
         await assert.rejects(run, (err: unknown) => {
@@ -344,5 +355,74 @@ suite('applyLayer: whiteouts', () => {
       describe(readTree(merged), { mtime: false }),
       describe(readTree(applied), { mtime: false }),
     );
+  });
+});
+
+suite('applyLayer: small files written on the worker', () => {
+  // The same layers applied with and without 300 small files in front (which sends the
+  // later small files through the worker): the trees must come out the same.
+  const filler = (n: number): EvilEntry[] => [
+    { name: 'fill/', type: 'dir' },
+    ...Array.from({ length: n }, (_, i) => ({ name: `fill/f${i}`, body: `filler ${i}\n`, mtime: 1000 + i })),
+  ];
+  const lower: EvilEntry[] = [
+    { name: 'ow', body: 'lower' },
+    { name: 'dirfile/', type: 'dir' },
+    { name: 'dirfile/child', body: 'c' },
+    { name: 'lnk', type: 'symlink', linkname: 'ow' },
+    { name: 'target/', type: 'dir' },
+    { name: 'viadir', type: 'symlink', linkname: 'target' },
+    { name: 'gone', body: 'deleted by a whiteout' },
+  ];
+  const upper = (xattrs: boolean): EvilEntry[] => [
+    { name: 'ow', body: 'upper', mode: 0o600, mtime: 7 },
+    { name: 'dirfile', body: 'a file now' },
+    { name: 'lnk', body: 'a file, not a link' },
+    { name: 'dup', body: 'first' },
+    { name: 'dup', body: 'second wins', mode: 0o640 },
+    { name: 'mine', body: 'made by this layer' },
+    { name: '.wh.mine' },
+    { name: '.wh.gone' },
+    { name: 'hl-src', body: 'linked' },
+    { name: 'hl', type: 'link', linkname: 'hl-src' },
+    { name: 'viadir/inside', body: 'through a symlinked parent' },
+    { name: 'special', body: 'x', mode: 0o4755, uid: isRoot ? 1000 : 0, gid: isRoot ? 1000 : 0, mtime: 99 },
+    ...(xattrs ? [{ name: 'withx', body: 'x', xattrs: { 'user.k': 'v' } }] : []),
+    { name: 'big', body: Buffer.alloc(200 * 1024, 7) },
+  ];
+
+  test('same tree as the direct path: overwrites, replaced dirs and links, duplicates, whiteouts, hard links', async (t) => {
+    const xattrs = has('setfattr');
+    const trees: string[][] = [];
+    for (const n of [0, 300]) {
+      const root = tmp(t);
+      await apply(root, [...filler(n), ...lower]);
+      const before = FileBatcher.filesQueued;
+      await apply(root, [...filler(n), ...upper(xattrs)]);
+      const queued = FileBatcher.filesQueued - before;
+      if (n === 0) assert.equal(queued, 0);
+      else assert.ok(queued > 150, `${queued} files went through the worker`);
+      if (xattrs) assert.deepEqual(getXattrs(join(root, 'withx'))?.get('user.k'), Buffer.from('v'));
+      assert.equal(readFileSync(join(root, 'dup'), 'utf8'), 'second wins');
+      assert.equal(readFileSync(join(root, 'ow'), 'utf8'), 'upper');
+      assert.equal(readFileSync(join(root, 'lnk'), 'utf8'), 'a file, not a link');
+      assert.equal(readFileSync(join(root, 'target/inside'), 'utf8'), 'through a symlinked parent');
+      assert.equal(existsSync(join(root, 'mine')), true);
+      assert.equal(existsSync(join(root, 'gone')), false);
+      assert.equal(lstatSync(join(root, 'hl')).ino, lstatSync(join(root, 'hl-src')).ino);
+      trees.push(describe(readTree(root, { skip: (p) => p.startsWith('fill') })));
+    }
+    assert.deepEqual(trees[1], trees[0]);
+    assert.ok(trees[0]?.some((l) => /^dirfile file /.test(l)) ?? false, trees[0]?.join('\n'));
+  });
+
+  test('a queued file used as a parent directory is refused as on the direct path', async (t) => {
+    for (const n of [0, 300]) {
+      const root = tmp(t);
+      await assert.rejects(
+        apply(root, [...filler(n), { name: 'p', body: 'a file' }, { name: 'p/x', body: 'under a file' }]),
+        (e) => isDrayError(e, 'DRAY_INVALID_ARCHIVE'),
+      );
+    }
   });
 });

@@ -25,6 +25,7 @@ import type { Digest } from '../digest/index.ts';
 import { DrayError, throwIfAborted } from '../errors.ts';
 import type { RunOptions } from '../progress/index.ts';
 import { decompressStream } from './compression.ts';
+import { FileBatcher, type ReturnedFile } from './file-batcher.ts';
 import { NativeBatch } from './fs-meta.ts';
 import { readTar } from './tar-reader.ts';
 import type { TarEntry, TarHeader } from './types.ts';
@@ -118,12 +119,18 @@ export async function applyLayer(root: string, layer: Readable, o: ApplyOptions 
   } catch (err) {
     input.destroy();
     throw err;
+  } finally {
+    u.close();
   }
   return { ...(hash ? { diffId: `sha256:${hash.digest('hex')}` as Digest } : {}), size, entries };
 }
 
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 const O_CREATE_FILE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+/** Files up to this size may be written by the small-file worker… */
+const SMALL_FILE = 64 * 1024;
+/** …once a layer has had this many of them (a worker is not worth starting for fewer). */
+const BATCH_AFTER = 128;
 /** Symlinks followed while resolving one path before it counts as a loop (Linux's MAXSYMLINKS). */
 const MAX_SYMLINKS = 40;
 
@@ -141,6 +148,9 @@ class Unpacker {
   readonly xattrs: boolean;
   readonly warn: (m: string) => void;
   readonly natives: NativeBatch;
+  /** Small regular files, written on a worker thread (file-batcher.ts). */
+  readonly files: FileBatcher;
+  smallFiles = 0;
   /** Real relative paths known to be real directories (not symlinks). Cleared on any removal of a dir/symlink. */
   readonly realDirs = new Set<string>(['']);
   /** Cleaned parent path → resolved real relative path. Cleared with `realDirs`. */
@@ -160,6 +170,11 @@ class Unpacker {
     this.xattrs = o.xattrs ?? true;
     this.warn = o.onWarning ?? (() => {});
     this.natives = new NativeBatch(root, { sameOwner: this.sameOwner });
+    this.files = new FileBatcher({ sameOwner: this.sameOwner });
+  }
+
+  close(): void {
+    this.files.close();
   }
 
   abs(rel: string): string {
@@ -300,12 +315,30 @@ class Unpacker {
 
   /** `lstat` of a real relative path; settles queued special files first so none is missed. */
   lstat(rel: string): Stats | undefined {
-    if (this.natives.hasNode(rel)) this.#flush();
+    if (this.natives.hasNode(rel) || this.files.has(rel)) this.#flush();
     return lstatSync(this.abs(rel), { throwIfNoEntry: false });
   }
 
+  /** Settles everything queued: the small files (then what the worker handed back), then special files and xattrs. */
   #flush(): void {
+    if (this.files.pending) for (const r of this.files.sync()) this.#redo(r);
     for (const w of this.natives.flush()) this.warn(w);
+  }
+
+  /** A small file the worker found something other than a file in the way of: applied here, in order. */
+  #redo(r: ReturnedFile): void {
+    this.current = r.file.path;
+    this.#replace(r.key, false);
+    const fd = openSync(this.abs(r.key), O_CREATE_FILE, 0o600);
+    try {
+      let off = 0;
+      while (off < r.data.length) off += writeSync(fd, r.data, off, r.data.length - off);
+      if (this.sameOwner) fchownSync(fd, r.file.uid, r.file.gid);
+      fchmodSync(fd, r.file.mode & 0o7777);
+      futimesSync(fd, r.file.atime, r.file.mtime);
+    } finally {
+      closeSync(fd);
+    }
   }
 
   /**
@@ -321,7 +354,7 @@ class Unpacker {
   }
 
   #remove(rel: string, st: Stats): void {
-    if (this.natives.pending) this.#flush();
+    if (this.natives.pending || this.files.pending) this.#flush();
     if (st.isDirectory()) {
       rmSync(this.abs(rel), { recursive: true, force: true });
       this.#forget(rel);
@@ -358,7 +391,19 @@ class Unpacker {
 
   async #file(rel: string, h: TarHeader, entry: TarEntry): Promise<void> {
     let fd: number;
-    if (this.natives.hasNode(rel)) this.#flush();
+    if (this.natives.hasNode(rel) || this.files.has(rel)) this.#flush();
+    if (h.size <= SMALL_FILE && ++this.smallFiles > BATCH_AFTER) {
+      // Copied into the batch, written on the worker while the next entries are parsed.
+      const dest = this.files.add(
+        rel,
+        this.abs(rel),
+        { mode: h.mode, uid: h.uid, gid: h.gid, atime: h.atime ?? h.mtime, mtime: h.mtime },
+        h.size,
+      );
+      let off = 0;
+      for await (const b of entry.chunks()) off += b.copy(dest, off);
+      return;
+    }
     try {
       // the common case, a new name: no lstat needed, O_EXCL|O_NOFOLLOW refuses anything already there
       fd = openSync(this.abs(rel), O_CREATE_FILE, 0o600);
