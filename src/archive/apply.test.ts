@@ -421,6 +421,20 @@ suite('applyLayer: small files written on the worker', () => {
     assert.ok(trees[0]?.some((l) => /^dirfile file /.test(l)) ?? false, trees[0]?.join('\n'));
   });
 
+  test('a layer that fails midway leaves nothing being written once applyLayer has returned', async (t) => {
+    const root = tmp(t);
+    const tar = evilTar([...filler(2000)], { end: false });
+    // cut inside the data of the last files: the reader fails after ~1,900 queued files
+    await assert.rejects(apply(root, tar.subarray(0, tar.length - 40 * 512 - 100)), (e) =>
+      isDrayError(e, 'DRAY_INVALID_ARCHIVE'),
+    );
+    const count = () => readTree(root).length;
+    const now = count();
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(count(), now);
+    assert.ok(now > 1000, `${now} entries written`);
+  });
+
   test('a queued file used as a parent directory is refused as on the direct path', async (t) => {
     for (const n of [0, 300]) {
       const root = tmp(t);

@@ -99,6 +99,23 @@ export class FileBatcher {
 
   /** Stops the worker (the batcher may be used again: a new one starts on demand). */
   close(): void {
+    // Nothing more is written: what was not sent is dropped, and what the worker holds is let
+    // finish, so no file appears in the root after the unpack has returned (a caller may be
+    // about to delete a half-applied root).
+    this.#files = [];
+    this.#keys = [];
+    this.#fill = 0;
+    try {
+      while (this.#inFlight.length > 0 && this.#worker) this.#receive(true, 10_000);
+    } catch {}
+    this.#inFlight.length = 0;
+    this.#pending.clear();
+    this.#returned = [];
+    this.#error = undefined;
+    this.#stop();
+  }
+
+  #stop(): void {
     const w = this.#worker;
     this.#worker = undefined;
     this.#port?.close();
@@ -125,7 +142,7 @@ export class FileBatcher {
   }
 
   /** Handles the next reply; with `wait`, blocks until there is one. False when none was ready. */
-  #receive(wait: boolean): boolean {
+  #receive(wait: boolean, timeoutMs = 60_000): boolean {
     const port = this.#port as MessagePort;
     let msg = receiveMessageOnPort(port);
     const since = Date.now();
@@ -135,8 +152,8 @@ export class FileBatcher {
       if (msg !== undefined) break;
       // A dead worker's 'exit' event cannot arrive while this thread waits: a batch of at
       // most 1 MiB that takes a minute means the worker is gone.
-      if (!this.#worker || Date.now() - since > 60_000) {
-        this.close();
+      if (!this.#worker || Date.now() - since > timeoutMs) {
+        this.#stop();
         throw new DrayError('DRAY_INTERNAL', 'unpack file worker stopped answering');
       }
       // Replies are posted before the count moves, so a count past `seen` means one is queued.
