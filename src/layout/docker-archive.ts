@@ -33,6 +33,7 @@ import {
   TarBlobTarget,
   writeTar,
 } from './tar-target.ts';
+import { withPlainTarLayers } from './zstd-layers.ts';
 
 /** One image for `writeDockerArchive`. */
 export interface DockerArchiveImageInput {
@@ -74,10 +75,11 @@ const foreignTypes = new Set<string>([
  * ID) and the manifest keep their digests: gzip and uncompressed layers are kept as they are —
  * `docker load` decompresses layer files by content (moby `image/tarexport/load.go` runs every
  * layer through `DecompressStream`) and checks the result against `rootfs.diff_ids`. zstd
- * layers are refused (docker before 23.0 cannot decompress them). Deterministic: fixed entry
+ * layers, which docker before 23.0 cannot decompress, are written as plain tars under a new
+ * manifest (`withPlainTarLayers`); the config, so the image ID, is kept. Deterministic: fixed entry
  * order, mtime `o.mtime` (default 0), root owner. Does I/O; blobs stream through `copyGraph`.
  * @throws DRAY_INVALID_ARGUMENT for a tag that is not a tagged reference;
- *   DRAY_UNSUPPORTED_MEDIA_TYPE for zstd or non-distributable layers; DRAY_INVALID_MANIFEST for
+ *   DRAY_UNSUPPORTED_MEDIA_TYPE for non-distributable layers; DRAY_INVALID_MANIFEST for
  *   a config whose diff_ids do not match the layers; whatever the sources throw; DRAY_ABORTED.
  */
 export async function writeDockerArchive(
@@ -121,17 +123,7 @@ export async function writeDockerArchive(
         if (manifest.kind !== 'manifest') {
           throw new DrayError('DRAY_INVALID_MANIFEST', `${manifestDesc.digest} is not an image manifest`);
         }
-        const m = manifest.manifest;
-        for (const l of m.layers) {
-          if (l.mediaType === MediaTypes.ociLayerZstd || l.mediaType === MediaTypes.dockerLayerZstd) {
-            throw new DrayError(
-              'DRAY_UNSUPPORTED_MEDIA_TYPE',
-              `cannot save layer ${l.digest} as a docker archive: zstd`,
-              {
-                hint: "docker load before 23.0 cannot read zstd layers; save with '--format oci' instead",
-              },
-            );
-          }
+        for (const l of manifest.manifest.layers) {
           if (foreignTypes.has(l.mediaType)) {
             throw new DrayError(
               'DRAY_UNSUPPORTED_MEDIA_TYPE',
@@ -140,12 +132,19 @@ export async function writeDockerArchive(
           }
         }
         const config = parseImageConfig(
-          await readDocument(img.source, m.config, { ...run, maxBytes: maxConfigBytes }),
+          await readDocument(img.source, manifest.manifest.config, { ...run, maxBytes: maxConfigBytes }),
         );
-        checkDiffIds(config, m.layers.length, `image ${m.config.digest}`);
-        const plan = await planGraph(img.source, manifestDesc, run);
+        checkDiffIds(config, manifest.manifest.layers.length, `image ${manifest.manifest.config.digest}`);
+        // zstd layers go in as plain tars: every docker load reads those
+        const saved = await withPlainTarLayers(
+          { source: img.source, manifestDescriptor: manifestDesc, manifest: manifest.manifest },
+          config,
+          run,
+        );
+        const m = saved.manifest;
+        const plan = await planGraph(saved.source, saved.manifestDescriptor, run);
         target.expect(plan);
-        await copyGraph(img.source, target, manifestDesc, {
+        await copyGraph(saved.source, target, saved.manifestDescriptor, {
           ...run,
           ...(o.progress ? { progress: o.progress } : {}),
           concurrency: Math.max(1, plan.length),
@@ -157,9 +156,9 @@ export async function writeDockerArchive(
           Layers: m.layers.map((l) => blobPath(l)),
         });
         const entry: Descriptor = {
-          mediaType: manifestDesc.mediaType,
-          digest: manifestDesc.digest,
-          size: manifestDesc.size,
+          mediaType: saved.manifestDescriptor.mediaType,
+          digest: saved.manifestDescriptor.digest,
+          size: saved.manifestDescriptor.size,
         };
         if (tags.length === 0) manifests.push(entry);
         for (const r of tags) manifests = withName(manifests, referenceString(r), entry);

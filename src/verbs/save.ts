@@ -20,7 +20,7 @@ export interface SaveOptions extends RunOptions, StoreOptions {
  * for `docker load`, `oci` for OCI tools. Blobs stream from the content store into the tar;
  * a file is written atomically. Names of the same image share one entry, as docker save does.
  * Throws DRAY_INVALID_ARGUMENT, DRAY_INVALID_REFERENCE, DRAY_NOT_FOUND,
- * DRAY_UNSUPPORTED_MEDIA_TYPE (zstd layers cannot go into a docker archive).
+ * DRAY_UNSUPPORTED_MEDIA_TYPE (non-distributable layers cannot go into a docker archive).
  */
 export async function save(names: readonly string[], o: SaveOptions): Promise<void> {
   throwIfAborted(o.signal);

@@ -1,6 +1,6 @@
 // Interop with a real Docker engine (dockerd 20.10 from Debian's docker.io, private data
 // root and socket, one engine for the whole file): `docker load` takes what `dray save`
-// writes and runs it; `dray load` takes what `docker save` writes and keeps every digest;
+// writes and runs it (zstd layers included, as plain tars); `dray load` takes what `docker save` writes and keeps every digest;
 // `dray export` equals `docker export` of a container from the same image.
 import assert from 'node:assert/strict';
 import { readdir, readFile } from 'node:fs/promises';
@@ -59,6 +59,22 @@ test('docker load + docker run of an image built by dray append + mutate and sav
   assert.equal(await dockerImageId(engine, 'local/hello:1'), info.Manifest.config.digest);
   assert.deepEqual(await dockerDiffIds(engine, 'local/hello:1'), info.Config.rootfs.diff_ids);
   assert.equal(await dockerRun(engine, 'local/hello:1'), 'hello from dray\n');
+});
+
+test('docker load + docker run of an image with zstd layers saved by dray (written as plain tars)', async (t) => {
+  const engine = await engineFor(t);
+  if (!engine) return;
+  const d = await drayDirs(t);
+  const layer = await busyboxLayerTar(t, join(d.work, 'busybox.tar'));
+  await cliOk(['append', 'scratch', layer, '-t', 'local/zhello:1', '--compression', 'zstd'], d);
+  await cliOk(['mutate', 'local/zhello:1', '--cmd', '["/bin/busybox","echo","hello from zstd"]'], d);
+  const info = await inspect('local/zhello:1', { root: d.root });
+  assert.ok(info.Manifest.layers.every((l) => l.mediaType.endsWith('+zstd')));
+  const out = join(d.work, 'zhello.tar');
+  await cliOk(['save', '-o', out, 'local/zhello:1'], d);
+  assert.match(await dockerLoad(engine, out), /Loaded image: local\/zhello:1/);
+  assert.equal(await dockerImageId(engine, 'local/zhello:1'), info.Manifest.config.digest);
+  assert.equal((await dockerRun(engine, 'local/zhello:1')).trim(), 'hello from zstd');
 });
 
 test('docker load + docker run of an image dray pulled from a registry', async (t) => {
