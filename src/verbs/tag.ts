@@ -33,21 +33,54 @@ export async function tag(
 }
 
 export interface RemoveImageResult {
-  untagged: string;
+  /** The names removed (stored form): one, or every name of an image removed by ID with `force`. */
+  untagged: string[];
   /** Blobs deleted because no other image references them. */
   deleted: string[];
 }
 
+export interface RemoveImageOptions extends TagOptions {
+  /** Removing by ID an image with several names removes them all (docker rmi -f). */
+  force?: boolean;
+}
+
 /**
  * Removes a name from the image store (docker rmi) and deletes the content only it
- * referenced. Throws DRAY_INVALID_REFERENCE, DRAY_NOT_FOUND.
+ * referenced. `image` is a name, or — as docker takes it — an image ID (a unique prefix of
+ * the root digest): an image with several names is removed by ID only with `force`.
+ * Throws DRAY_INVALID_REFERENCE, DRAY_NOT_FOUND, DRAY_INVALID_ARGUMENT (an ambiguous ID, or
+ * several names without `force`).
  */
-export async function removeImage(name: string, o: TagOptions): Promise<RemoveImageResult> {
+export async function removeImage(image: string, o: RemoveImageOptions): Promise<RemoveImageResult> {
   throwIfAborted(o.signal);
-  const full = localName(name);
   const stores = await openStores(o);
-  const record = await stores.images.remove(full);
-  const mine = new Set<string>((await reachable(stores.content, record.target, o)).map((d) => d.digest));
+  const found = await resolveLocalImage(stores.images, image, o);
+  const names = (await stores.images.list(o))
+    .filter((r) => r.target.digest === found.root.digest)
+    .map((r) => r.name);
+  // A name given as such removes just that name; an ID removes the image, i.e. all its names.
+  const byName = names.includes(found.name) && (await isName(stores.images, image, found.name));
+  const untag = byName ? [found.name] : names;
+  if (!byName && untag.length > 1 && !o.force) {
+    throw new DrayError(
+      'DRAY_INVALID_ARGUMENT',
+      `unable to delete ${image} (must be forced): the image is referenced by ${untag.length} names`,
+      { hint: `remove the names one by one, or use -f: ${untag.join(', ')}` },
+    );
+  }
+  await stores.images.update((records) => {
+    for (const n of untag) records.delete(n);
+  }, o);
+  const mine = new Set<string>((await reachable(stores.content, found.root, o)).map((d) => d.digest));
   const { deleted } = await deleteUnreferenced(stores, o, (digest) => mine.has(digest));
-  return { untagged: full, deleted };
+  return { untagged: untag, deleted };
+}
+
+/** Whether `input` named the image (rather than giving its ID). */
+async function isName(images: Awaited<ReturnType<typeof openStores>>['images'], input: string, name: string) {
+  try {
+    return localName(input) === name && (await images.get(name)) !== undefined;
+  } catch {
+    return false;
+  }
 }

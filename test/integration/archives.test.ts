@@ -453,4 +453,17 @@ test('images are found by ID as docker finds them: the shown 12 characters, a un
   const unknown = await runCli(['inspect', 'ffffffffffff'], o);
   assert.equal(unknown.code, 1);
   assert.match(unknown.stderr, /no such image/);
+  // rmi by ID: an image with two names (its digest record and local/hello:1) only with -f
+  const refused = await runCli(['rmi', short], o);
+  assert.notEqual(refused.code, 0);
+  assert.match(refused.stderr, /must be forced/);
+  const forced = await runCli(['rmi', '-f', short], o);
+  assert.equal(forced.code, 0, forced.stderr);
+  assert.match(forced.stdout, /^Untagged: local\/hello:1$/m);
+  assert.match(forced.stdout, new RegExp(`^Untagged: sha256:${full}$`, 'm'));
+  assert.equal((await runCli(['inspect', short], o)).code, 1);
+  // a name still removes just that name
+  const rmiName = await runCli(['rmi', 'local/hello:2'], o);
+  assert.equal(rmiName.stdout.split('\n')[0], 'Untagged: local/hello:2');
+  assert.equal((await runCli(['inspect', short.slice(0, 4)], o)).code, 0, 'its other name stays');
 });

@@ -303,7 +303,7 @@ test('push, tag + cross-repo mount, rmi, prune, inspect --remote', async (t) => 
     assert.deepEqual((await removeImage(`${proxy.host}/copy/a:1`, { root })).deleted, []);
     assert.deepEqual((await removeImage(`${proxy.host}/other/a:2`, { root })).deleted, []);
     const r = await removeImage(`${src.host}/lib/a:1`, { root });
-    assert.equal(r.untagged, `${src.host}/lib/a:1`);
+    assert.deepEqual(r.untagged, [`${src.host}/lib/a:1`]);
     assert.deepEqual(
       [...r.deleted].sort(),
       [fxA.manifest.digest, fxA.config.digest, fxA.layers[1]?.digest].sort(),

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { removeImage, tag } from '../../index.ts';
+import { familiarString, normalizeReference, removeImage, tag } from '../../index.ts';
 import { type CliContext, type Run, signalOf } from '../context.ts';
 
 /** Options of `dray tag` (the store; the names are positional). */
@@ -26,14 +26,20 @@ export function registerTag(program: Command, run: Run): void {
   program
     .command('rmi')
     .description('Remove one or more images')
-    .argument('<names...>', 'IMAGE')
-    .action((names: string[]) =>
+    .argument('<names...>', 'IMAGE (a name, or an image ID)')
+    .option('-f, --force', 'remove an image given by ID with all its names')
+    .action((names: string[], opts: { force?: boolean }) =>
       run(async (ctx) => {
         for (const name of names) {
-          const r = await removeImage(name, rmiOptions(ctx));
-          ctx.print(`Untagged: ${name}`);
+          const r = await removeImage(name, { ...rmiOptions(ctx), ...(opts.force ? { force: true } : {}) });
+          for (const u of r.untagged) ctx.print(`Untagged: ${u.startsWith('sha256:') ? u : familiar(u)}`);
           for (const d of r.deleted) ctx.print(`Deleted: ${d}`);
         }
       }),
     );
+}
+
+/** A stored name as docker prints it (`busybox:latest`, `localhost:5000/app:1`). */
+function familiar(name: string): string {
+  return familiarString(normalizeReference(name));
 }
