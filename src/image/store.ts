@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod/mini';
+import en from 'zod/v4/locales/en.js';
 import { acquireLock, DEFAULT_LOCK_STALE_MS, tryLock } from '../content/index.ts';
 import { isDigest, parseDigest } from '../digest/index.ts';
 import { DrayError, throwIfAborted } from '../errors.ts';
@@ -33,28 +34,31 @@ const FORMAT_VERSION = 1;
 const MAX_FILE_BYTES = 64 * 1024 * 1024;
 const TEMP = /^images\.json\..+\.tmp$/;
 
+/** zod/mini has no messages of its own: English ones, per parse (no global zod config). */
+const english = { error: en().localeError };
+
 const descriptorSchema = z.looseObject({
-  mediaType: z.string().min(1),
-  digest: z.string().refine(isDigest, 'invalid digest'),
-  size: z.number().int().nonnegative(),
-  urls: z.array(z.string()).optional(),
-  annotations: z.record(z.string(), z.string()).optional(),
-  data: z.string().optional(),
-  artifactType: z.string().optional(),
-  platform: z
-    .looseObject({
+  mediaType: z.string().check(z.minLength(1)),
+  digest: z.string().check(z.refine(isDigest, 'invalid digest')),
+  size: z.int().check(z.nonnegative()),
+  urls: z.optional(z.array(z.string())),
+  annotations: z.optional(z.record(z.string(), z.string())),
+  data: z.optional(z.string()),
+  artifactType: z.optional(z.string()),
+  platform: z.optional(
+    z.looseObject({
       architecture: z.string(),
       os: z.string(),
-      'os.version': z.string().optional(),
-      'os.features': z.array(z.string()).optional(),
-      variant: z.string().optional(),
-      features: z.array(z.string()).optional(),
-    })
-    .optional(),
+      'os.version': z.optional(z.string()),
+      'os.features': z.optional(z.array(z.string())),
+      variant: z.optional(z.string()),
+      features: z.optional(z.array(z.string())),
+    }),
+  ),
 });
 
 const recordSchema = z.object({
-  name: z.string().min(1),
+  name: z.string().check(z.minLength(1)),
   target: descriptorSchema,
   created: z.iso.datetime(),
   updated: z.iso.datetime(),
@@ -216,7 +220,7 @@ export class ImageStore implements RefStore {
           );
         }
         checkName(r.name);
-        const ok = recordSchema.safeParse(r);
+        const ok = recordSchema.safeParse(r, english);
         if (!ok.success) {
           throw new DrayError(
             'DRAY_INVALID_ARGUMENT',
@@ -258,12 +262,13 @@ export class ImageStore implements RefStore {
     } catch (e) {
       throw this.#corrupt((e as Error).message, e);
     }
-    const parsed = fileSchema.safeParse(raw);
+    const parsed = fileSchema.safeParse(raw, english);
     if (!parsed.success) throw this.#corrupt(z.prettifyError(parsed.error), parsed.error);
     const records = new Map<string, ImageRecord>();
     for (const r of parsed.data.images) {
       if (records.has(r.name)) throw this.#corrupt(`duplicate name ${r.name}`);
-      records.set(r.name, r as ImageRecord);
+      // the digest was checked (isDigest) by the schema
+      records.set(r.name, r as unknown as ImageRecord);
     }
     return records;
   }

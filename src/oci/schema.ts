@@ -1,4 +1,5 @@
-import * as z from 'zod';
+import * as z from 'zod/mini';
+import en from 'zod/v4/locales/en.js';
 import { type Digest, parseDigest } from '../digest/index.ts';
 import { DrayError } from '../errors.ts';
 import { isDocumentType, isIndexType, isManifestType, MediaTypes } from './media-types.ts';
@@ -58,125 +59,135 @@ export function isAbsoluteUri(s: string): boolean {
   return uriSchemeRe.test(s) && URL.canParse(s);
 }
 
-const mediaTypeSchema = z.string().regex(mediaTypeRe, 'invalid media type: must be type/subtype (RFC 6838)');
+const mediaTypeSchema = z
+  .string()
+  .check(z.regex(mediaTypeRe, 'invalid media type: must be type/subtype (RFC 6838)'));
 
-const digestSchema = z.string().transform((s, ctx): Digest => {
-  try {
-    return parseDigest(s);
-  } catch (e) {
-    ctx.addIssue({ code: 'custom', message: e instanceof Error ? e.message : String(e) });
-    return z.NEVER;
-  }
-});
+const digestSchema = z.pipe(
+  z.string(),
+  z.transform((s: string, ctx): Digest => {
+    try {
+      return parseDigest(s);
+    } catch (e) {
+      ctx.issues.push({ code: 'custom', message: e instanceof Error ? e.message : String(e), input: s });
+      return z.NEVER;
+    }
+  }),
+);
 
 // A size is a byte count: a non-negative integer that a JS number holds exactly.
-const sizeSchema = z.int().nonnegative();
+const sizeSchema = z.int().check(z.nonnegative());
 const annotationsSchema = z.record(z.string(), z.string());
 const stringList = z.array(z.string());
 
 /** OCI image-index.md `platform`. */
-export const platformSchema: z.ZodType<Platform> = z.object({
+export const platformSchema: z.ZodMiniType<Platform> = z.object({
   architecture: z.string(),
   os: z.string(),
-  'os.version': z.string().optional(),
-  'os.features': stringList.optional(),
-  variant: z.string().optional(),
-  features: stringList.optional(),
+  'os.version': z.optional(z.string()),
+  'os.features': z.optional(stringList),
+  variant: z.optional(z.string()),
+  features: z.optional(stringList),
 });
 
 /** OCI descriptor.md content descriptor (also Docker schema 2's descriptor). */
-export const descriptorSchema: z.ZodType<Descriptor> = z.object({
+export const descriptorSchema: z.ZodMiniType<Descriptor> = z.object({
   mediaType: mediaTypeSchema,
   digest: digestSchema,
   size: sizeSchema,
-  urls: z.array(z.string().refine(isAbsoluteUri, 'must be an absolute URI')).optional(),
-  annotations: annotationsSchema.optional(),
-  data: z.string().regex(base64Re, 'must be standard, padded base64').optional(),
-  platform: platformSchema.optional(),
-  artifactType: mediaTypeSchema.optional(),
+  urls: z.optional(z.array(z.string().check(z.refine(isAbsoluteUri, 'must be an absolute URI')))),
+  annotations: z.optional(annotationsSchema),
+  data: z.optional(z.string().check(z.regex(base64Re, 'must be standard, padded base64'))),
+  platform: z.optional(platformSchema),
+  artifactType: z.optional(mediaTypeSchema),
 });
 
 /** OCI manifest.md image manifest and Docker image manifest v2 schema 2. */
-export const imageManifestSchema: z.ZodType<ImageManifest> = z.object({
+export const imageManifestSchema: z.ZodMiniType<ImageManifest> = z.object({
   schemaVersion: z.literal(2),
-  mediaType: mediaTypeSchema.optional(),
-  artifactType: mediaTypeSchema.optional(),
+  mediaType: z.optional(mediaTypeSchema),
+  artifactType: z.optional(mediaTypeSchema),
   config: descriptorSchema,
   layers: z.array(descriptorSchema),
-  subject: descriptorSchema.optional(),
-  annotations: annotationsSchema.optional(),
+  subject: z.optional(descriptorSchema),
+  annotations: z.optional(annotationsSchema),
 });
 
 /** OCI image-index.md image index and Docker manifest list. */
-export const imageIndexSchema: z.ZodType<ImageIndex> = z.object({
+export const imageIndexSchema: z.ZodMiniType<ImageIndex> = z.object({
   schemaVersion: z.literal(2),
-  mediaType: mediaTypeSchema.optional(),
-  artifactType: mediaTypeSchema.optional(),
+  mediaType: z.optional(mediaTypeSchema),
+  artifactType: z.optional(mediaTypeSchema),
   manifests: z.array(descriptorSchema),
-  subject: descriptorSchema.optional(),
-  annotations: annotationsSchema.optional(),
+  subject: z.optional(descriptorSchema),
+  annotations: z.optional(annotationsSchema),
 });
 
-const dateTimeSchema = z.string().refine(isRfc3339, 'must be an RFC 3339 date-time');
+const dateTimeSchema = z.string().check(z.refine(isRfc3339, 'must be an RFC 3339 date-time'));
 // Values of ExposedPorts/Volumes are empty objects in practice ("string sets"); Go decodes them
 // into struct{}, so anything but an object is refused.
 const objectSet = z.record(z.string(), z.looseObject({}));
 // Docker writes some of these as null; Go's decoder (and so docker, containerd) reads null as
 // absent, so dray does too rather than refusing images docker runs.
-const nullAsAbsent = <T extends z.ZodType>(s: T) => z.union([s, z.null()]).transform((v) => v ?? undefined);
+const nullAsAbsent = <T extends z.ZodMiniType>(s: T) =>
+  z.pipe(
+    z.union([s, z.null()]) as z.ZodMiniType<z.output<T> | null>,
+    z.transform((v: z.output<T> | null) => v ?? undefined),
+  );
 
 const healthcheckSchema = z.looseObject({
-  Test: stringList.optional(),
-  Interval: z.int().optional(),
-  Timeout: z.int().optional(),
-  StartPeriod: z.int().optional(),
-  StartInterval: z.int().optional(),
-  Retries: z.int().optional(),
+  Test: z.optional(stringList),
+  Interval: z.optional(z.int()),
+  Timeout: z.optional(z.int()),
+  StartPeriod: z.optional(z.int()),
+  StartInterval: z.optional(z.int()),
+  Retries: z.optional(z.int()),
 });
 
-const containerConfigSchema = z
-  .looseObject({
-    User: z.string().optional(),
-    ExposedPorts: nullAsAbsent(objectSet).optional(),
-    Env: nullAsAbsent(z.array(z.string().regex(envRe, 'must be VARNAME=VALUE'))).optional(),
-    Entrypoint: stringList.nullable().optional(),
-    Cmd: stringList.nullable().optional(),
-    Volumes: nullAsAbsent(objectSet).optional(),
-    WorkingDir: z.string().optional(),
-    Labels: nullAsAbsent(z.record(z.string(), z.string())).optional(),
-    StopSignal: z.string().optional(),
-    ArgsEscaped: z.boolean().optional(),
-    Healthcheck: healthcheckSchema.optional(),
-    OnBuild: stringList.nullable().optional(),
-    Shell: stringList.optional(),
-  })
+const containerConfigSchema = z.pipe(
+  z.looseObject({
+    User: z.optional(z.string()),
+    ExposedPorts: z.optional(nullAsAbsent(objectSet)),
+    Env: z.optional(nullAsAbsent(z.array(z.string().check(z.regex(envRe, 'must be VARNAME=VALUE'))))),
+    Entrypoint: z.optional(z.nullable(stringList)),
+    Cmd: z.optional(z.nullable(stringList)),
+    Volumes: z.optional(nullAsAbsent(objectSet)),
+    WorkingDir: z.optional(z.string()),
+    Labels: z.optional(nullAsAbsent(z.record(z.string(), z.string()))),
+    StopSignal: z.optional(z.string()),
+    ArgsEscaped: z.optional(z.boolean()),
+    Healthcheck: z.optional(healthcheckSchema),
+    OnBuild: z.optional(z.nullable(stringList)),
+    Shell: z.optional(stringList),
+  }),
   // Drop the keys nullAsAbsent emptied, so the result has no `Env: undefined` entries.
-  .transform((c) => {
+  z.transform((c: Record<string, unknown>) => {
     for (const k of Object.keys(c)) if (c[k] === undefined) delete c[k];
     return c;
-  });
+  }),
+);
 
 const historySchema = z.looseObject({
-  created: dateTimeSchema.optional(),
-  created_by: z.string().optional(),
-  author: z.string().optional(),
-  comment: z.string().optional(),
-  empty_layer: z.boolean().optional(),
+  created: z.optional(dateTimeSchema),
+  created_by: z.optional(z.string()),
+  author: z.optional(z.string()),
+  comment: z.optional(z.string()),
+  empty_layer: z.optional(z.boolean()),
 });
 
 /** OCI config.md image config plus Docker's fields; unknown fields are kept. */
-export const imageConfigSchema: z.ZodType<ImageConfig> = z.looseObject({
-  created: dateTimeSchema.optional(),
-  author: z.string().optional(),
+export const imageConfigSchema: z.ZodMiniType<ImageConfig> = z.looseObject({
+  created: z.optional(dateTimeSchema),
+  author: z.optional(z.string()),
   architecture: z.string(),
   os: z.string(),
-  'os.version': z.string().optional(),
-  'os.features': stringList.optional(),
-  variant: z.string().optional(),
-  config: containerConfigSchema.optional(),
+  'os.version': z.optional(z.string()),
+  'os.features': z.optional(stringList),
+  variant: z.optional(z.string()),
+  config: z.optional(containerConfigSchema),
   rootfs: z.looseObject({ type: z.literal('layers'), diff_ids: z.array(digestSchema) }),
-  history: z.array(historySchema).optional(),
-});
+  history: z.optional(z.array(historySchema)),
+}) as z.ZodMiniType<ImageConfig>;
 
 /** The `oci-layout` file at the root of an OCI image layout (image-layout.md). */
 export interface OciLayoutHeader {
@@ -184,7 +195,7 @@ export interface OciLayoutHeader {
 }
 
 /** image-layout.md `oci-layout`. */
-export const ociLayoutHeaderSchema: z.ZodType<OciLayoutHeader> = z.object({
+export const ociLayoutHeaderSchema: z.ZodMiniType<OciLayoutHeader> = z.object({
   imageLayoutVersion: z.literal('1.0.0'),
 });
 
@@ -207,10 +218,13 @@ function formatPath(path: readonly PropertyKey[]): string {
 }
 
 // zod's default for a missing key is "expected string, received undefined"; say what it means.
-const errorMap = (iss: { code?: string; input?: unknown }): string | undefined =>
-  iss.code === 'invalid_type' && iss.input === undefined ? 'required field is missing' : undefined;
+// zod/mini carries no messages of its own: English ones come from zod's locale, per parse
+// (a global zod.config would reach into other zod users in the same process).
+const english = en().localeError;
+const errorMap = (iss: Parameters<typeof english>[0]) =>
+  iss.code === 'invalid_type' && iss.input === undefined ? 'required field is missing' : english(iss);
 
-function validate<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+function validate<T>(schema: z.ZodMiniType<T>, value: unknown, what: string): T {
   const r = schema.safeParse(value, { error: errorMap });
   if (r.success) return r.data;
   const [first] = r.error.issues;

@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
 import { mkdir, open, readFile, realpath, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod/mini';
+import en from 'zod/v4/locales/en.js';
 import { DrayError, throwIfAborted } from '../errors.ts';
 import type { Auth } from './auth-types.ts';
 import { type CredentialHelperOptions, credentialHelper } from './credential-helper.ts';
@@ -47,19 +48,19 @@ export interface DockerConfig {
 }
 
 const authEntrySchema = z.looseObject({
-  auth: z.string().optional(),
-  username: z.string().optional(),
-  password: z.string().optional(),
-  identitytoken: z.string().optional(),
-  registrytoken: z.string().optional(),
-  email: z.string().optional(),
+  auth: z.optional(z.string()),
+  username: z.optional(z.string()),
+  password: z.optional(z.string()),
+  identitytoken: z.optional(z.string()),
+  registrytoken: z.optional(z.string()),
+  email: z.optional(z.string()),
 });
 
 // Go's decoder accepts `null` for maps and strings; so do we.
 const configSchema = z.looseObject({
-  auths: z.record(z.string(), authEntrySchema).nullish(),
-  credHelpers: z.record(z.string(), z.string()).nullish(),
-  credsStore: z.string().nullish(),
+  auths: z.nullish(z.record(z.string(), authEntrySchema)),
+  credHelpers: z.nullish(z.record(z.string(), z.string())),
+  credsStore: z.nullish(z.string()),
 });
 
 /** `config.json` inside `configDir`. No I/O. */
@@ -114,7 +115,8 @@ export function parseDockerConfig(text: string, path: string): DockerConfig {
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
     throw new DrayError('DRAY_CONFIG', `invalid docker config ${path}: expected a JSON object`, { hint });
   }
-  const parsed = configSchema.safeParse(doc);
+  // zod/mini has no messages of its own: English ones, per parse (no global zod config).
+  const parsed = configSchema.safeParse(doc, { error: en().localeError });
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const where = issue ? issue.path.map(String).join('.') : '';

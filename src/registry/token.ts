@@ -1,5 +1,5 @@
 import type { Dispatcher } from 'undici';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { abortError, DrayError, throwIfAborted } from '../errors.ts';
 import type { Auth, Scope } from './auth-types.ts';
 import { formatScope } from './challenge.ts';
@@ -51,10 +51,10 @@ const maxErrorBodyBytes = 64 * 1024;
 const maxRedirects = 5;
 
 const tokenResponseSchema = z.looseObject({
-  token: z.string().optional(),
-  access_token: z.string().optional(),
-  expires_in: z.union([z.number(), z.string()]).optional(),
-  issued_at: z.string().optional(),
+  token: z.optional(z.string()),
+  access_token: z.optional(z.string()),
+  expires_in: z.optional(z.union([z.number(), z.string()])),
+  issued_at: z.optional(z.string()),
 });
 
 /**
