@@ -251,7 +251,7 @@ export async function archiveWorkloads(ctx: ArchiveContext): Promise<Workload[]>
       bytes: tree.bytes,
       tools: ['dray', 'tar -cz', 'tar | pigz -p 2'],
       describe: {
-        dray: 'node --max-semi-space-size=1 layer-create.mjs TREE F (bench/layer-create.ts bundled as the CLI is: writeDiff trees, gzip 6)',
+        dray: 'node --max-semi-space-size=1 --expose-gc layer-create.mjs TREE F (bench/layer-create.ts bundled as the CLI is: writeDiff trees, gzip 6)',
         'tar -cz': 'tar -czf F -C TREE .',
         'tar | pigz -p 2': 'sh -c "tar -cf - -C TREE . | pigz -p 2 > F"',
       },
@@ -259,7 +259,7 @@ export async function archiveWorkloads(ctx: ArchiveContext): Promise<Workload[]>
         if (tool === 'dray')
           return {
             cmd: ctx.node,
-            args: ['--max-semi-space-size=1', script, tree.dir, out(tool, i)],
+            args: ['--max-semi-space-size=1', '--expose-gc', script, tree.dir, out(tool, i)],
             env: drayEnv,
           };
         if (tool === 'tar -cz') return { cmd: 'tar', args: ['-czf', out(tool, i), '-C', tree.dir, '.'] };
