@@ -19,6 +19,9 @@ const { main } = await import(await entry());
  * every run; the bundle is three files of plain JavaScript.
  */
 async function entry() {
+  const { existsSync } = await import('node:fs');
+  // An installed package ships the bundle only (Node strips no types inside node_modules).
+  if (!existsSync(new URL('../src/cli/main.ts', import.meta.url))) return '../dist/main.mjs';
   if (process.env.DRAY_FROM_SOURCE !== '1') {
     const { readFileSync } = await import('node:fs');
     const { fileURLToPath } = await import('node:url');

@@ -35,5 +35,19 @@ await build({
   },
   logLevel: 'warning',
 });
+// The library for an installed package (package.json "exports"): Node strips no types inside
+// node_modules, so a published dray runs this, with its dependencies left to npm. Workers are
+// the files above, found beside it. Declarations: `npm pack` runs tsc -p tsconfig.build.json.
+await build({
+  entryPoints: { index: join(repo, 'src/index.ts') },
+  outdir: dist,
+  outExtension: { '.js': '.mjs' },
+  bundle: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node22',
+  packages: 'external',
+  logLevel: 'warning',
+});
 await writeFile(join(dist, 'stamp'), stamp);
 console.log(`bundled dray into ${dist}`);

@@ -53,7 +53,7 @@ export interface BatchReply {
 
 export interface ApplyWorkerData {
   sameOwner: boolean;
-  /** [0]: batches finished; the main thread waits on it with Atomics.wait. */
+  /** [0]: batches finished (the main thread waits on it with Atomics.wait); [1]: 1 once running. */
   done: Int32Array;
   port: MessagePort;
 }
@@ -104,6 +104,7 @@ export function writeBatch(b: Batch, sameOwner: boolean): BatchFailure[] {
 
 const wd = workerData as ApplyWorkerData | undefined;
 if (wd?.port) {
+  Atomics.store(wd.done, 1, 1); // running: the main thread stops waiting early if this never comes
   wd.port.on('message', (b: Batch) => {
     let failures: BatchFailure[];
     try {

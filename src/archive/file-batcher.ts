@@ -34,7 +34,8 @@ export class FileBatcher {
   readonly #sameOwner: boolean;
   #worker: Worker | undefined;
   #port: MessagePort | undefined;
-  readonly #done = new Int32Array(new SharedArrayBuffer(4));
+  /** [0]: batches the worker finished; [1]: 1 once the worker runs. */
+  readonly #done = new Int32Array(new SharedArrayBuffer(8));
   #files: BatchFile[] = [];
   #keys: string[] = [];
   #data: Buffer | undefined;
@@ -150,9 +151,10 @@ export class FileBatcher {
       const seen = Atomics.load(this.#done, 0);
       msg = receiveMessageOnPort(port);
       if (msg !== undefined) break;
-      // A dead worker's 'exit' event cannot arrive while this thread waits: a batch of at
-      // most 1 MiB that takes a minute means the worker is gone.
-      if (!this.#worker || Date.now() - since > timeoutMs) {
+      // A dead worker's 'exit' event cannot arrive while this thread waits: a worker that has
+      // not started after 10 s, or a batch of at most 1 MiB that takes a minute, means it is gone.
+      const waited = Date.now() - since;
+      if (!this.#worker || waited > timeoutMs || (waited > 10_000 && Atomics.load(this.#done, 1) === 0)) {
         this.#stop();
         throw new DrayError('DRAY_INTERNAL', 'unpack file worker stopped answering');
       }
@@ -191,6 +193,9 @@ export class FileBatcher {
       workerData: data,
       transferList: [port2],
       resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 64 },
+      // None of the host's flags: a `node --input-type=module -e` program's would make the
+      // worker's module fail to load. The workers need none.
+      execArgv: [],
     });
     w.unref();
     w.on('error', (err) => {

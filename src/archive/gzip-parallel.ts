@@ -219,6 +219,9 @@ class DeflatePool {
     // only lets garbage pile up (a 200 MB layer peaked near 300 MB RSS without this).
     const w = new Worker(workerUrl('gzip-parallel-worker'), {
       resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 32 },
+      // None of the host's flags: a `node --input-type=module -e` program's would make the
+      // worker's module fail to load. The workers need none.
+      execArgv: [],
     });
     w.unref();
     w.on('message', (m: { id: number; data?: Uint8Array; input?: Uint8Array; error?: string }) => {

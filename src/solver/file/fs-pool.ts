@@ -104,6 +104,9 @@ class FsPool {
   #spawn(): Slot {
     const w = new Worker(workerUrl('fs-worker'), {
       resourceLimits: { maxYoungGenerationSizeMb: 8, maxOldGenerationSizeMb: 1024 },
+      // None of the host's flags: a `node --input-type=module -e` program's would make the
+      // worker's module fail to load. The workers need none.
+      execArgv: [],
     });
     const slot: Slot = { w, inflight: 0 };
     w.on('message', (r: Reply) => this.#done(r.id)?.resolve(r));
