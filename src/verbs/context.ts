@@ -74,6 +74,15 @@ export function localName(input: string): string {
   return referenceString(normalizeReference(input));
 }
 
+/** A local image as `resolveLocalImage` found it. */
+export interface LocalImage {
+  /** The store name: the one typed, or (found by ID) one of the image's names. */
+  name: string;
+  root: Descriptor;
+  /** Found by its ID rather than by a name. */
+  byId: boolean;
+}
+
 /** A hex image ID or a prefix of one (at least 4 characters), with or without `sha256:`. */
 const IMAGE_ID = /^(?:sha256:)?([a-f0-9]{4,64})$/;
 
@@ -90,25 +99,25 @@ export async function resolveLocalImage(
   images: ImageStore,
   input: string,
   o: RunOptions = {},
-): Promise<{ name: string; root: Descriptor }> {
+): Promise<LocalImage> {
   const id = IMAGE_ID.exec(input)?.[1];
   let miss: unknown;
   try {
     const name = localName(input);
-    return { name, root: await images.resolve(name, o) };
+    return { name, root: await images.resolve(name, o), byId: false };
   } catch (e) {
     // A 64-hex string is not a valid name (docker refuses it as a repository): an ID then.
     if (id === undefined || !(isDrayError(e, 'DRAY_NOT_FOUND') || isDrayError(e, 'DRAY_INVALID_REFERENCE')))
       throw e;
     miss = e;
   }
-  const found = new Map<string, { name: string; root: Descriptor }>();
+  const found = new Map<string, LocalImage>();
   for (const r of await images.list(o)) {
     const hex = r.target.digest.slice(r.target.digest.indexOf(':') + 1);
     if (hex.startsWith(id) && !found.has(r.target.digest))
-      found.set(r.target.digest, { name: r.name, root: r.target });
+      found.set(r.target.digest, { name: r.name, root: r.target, byId: true });
   }
-  if (found.size === 1) return [...found.values()][0] as { name: string; root: Descriptor };
+  if (found.size === 1) return [...found.values()][0] as LocalImage;
   if (found.size > 1) {
     throw new DrayError(
       'DRAY_INVALID_ARGUMENT',

@@ -2,7 +2,7 @@ import { DrayError, throwIfAborted } from '../errors.ts';
 import type { Descriptor } from '../oci/index.ts';
 import type { RunOptions } from '../progress/index.ts';
 import { normalizeReference, referenceString } from '../reference/index.ts';
-import { localName, openStores, resolveLocalImage, type StoreOptions } from './context.ts';
+import { openStores, resolveLocalImage, type StoreOptions } from './context.ts';
 import { deleteUnreferenced } from './prune.ts';
 import { reachable } from './walk.ts';
 
@@ -55,13 +55,11 @@ export async function removeImage(image: string, o: RemoveImageOptions): Promise
   throwIfAborted(o.signal);
   const stores = await openStores(o);
   const found = await resolveLocalImage(stores.images, image, o);
-  const names = (await stores.images.list(o))
-    .filter((r) => r.target.digest === found.root.digest)
-    .map((r) => r.name);
   // A name given as such removes just that name; an ID removes the image, i.e. all its names.
-  const byName = names.includes(found.name) && (await isName(stores.images, image, found.name));
-  const untag = byName ? [found.name] : names;
-  if (!byName && untag.length > 1 && !o.force) {
+  const untag = found.byId
+    ? (await stores.images.list(o)).filter((r) => r.target.digest === found.root.digest).map((r) => r.name)
+    : [found.name];
+  if (found.byId && untag.length > 1 && !o.force) {
     throw new DrayError(
       'DRAY_INVALID_ARGUMENT',
       `unable to delete ${image} (must be forced): the image is referenced by ${untag.length} names`,
@@ -74,13 +72,4 @@ export async function removeImage(image: string, o: RemoveImageOptions): Promise
   const mine = new Set<string>((await reachable(stores.content, found.root, o)).map((d) => d.digest));
   const { deleted } = await deleteUnreferenced(stores, o, (digest) => mine.has(digest));
   return { untagged: untag, deleted };
-}
-
-/** Whether `input` named the image (rather than giving its ID). */
-async function isName(images: Awaited<ReturnType<typeof openStores>>['images'], input: string, name: string) {
-  try {
-    return localName(input) === name && (await images.get(name)) !== undefined;
-  } catch {
-    return false;
-  }
 }
