@@ -7,18 +7,9 @@
  * exists is replaced only when it is a regular file; anything else (a directory, a symlink)
  * is handed back for the main thread to apply with its full rules.
  */
-import {
-  closeSync,
-  constants,
-  fchmodSync,
-  fchownSync,
-  futimesSync,
-  lstatSync,
-  openSync,
-  unlinkSync,
-  writeSync,
-} from 'node:fs';
+import { closeSync, lstatSync, openSync, unlinkSync } from 'node:fs';
 import { type MessagePort, workerData } from 'node:worker_threads';
+import { finishFile, O_CREATE_FILE, writeAll } from './file-write.ts';
 
 /** One file of a batch: its bytes are `data[offset, offset + length)`. */
 export interface BatchFile {
@@ -58,8 +49,6 @@ export interface ApplyWorkerData {
   port: MessagePort;
 }
 
-const O_CREATE_FILE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
-
 /** Makes every file of `b`; returns the ones it could not. */
 export function writeBatch(b: Batch, sameOwner: boolean): BatchFailure[] {
   const failures: BatchFailure[] = [];
@@ -85,13 +74,8 @@ export function writeBatch(b: Batch, sameOwner: boolean): BatchFailure[] {
       }
     }
     try {
-      let off = f.offset;
-      const end = f.offset + f.length;
-      while (off < end) off += writeSync(fd, data, off, end - off);
-      // chown before chmod: chown clears setuid/setgid.
-      if (sameOwner) fchownSync(fd, f.uid, f.gid);
-      fchmodSync(fd, f.mode & 0o7777);
-      futimesSync(fd, f.atime, f.mtime);
+      writeAll(fd, data, f.offset, f.offset + f.length);
+      finishFile(fd, f, sameOwner);
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       failures.push({ index: i, code: e.code ?? 'EIO', message: e.message });

@@ -3,7 +3,6 @@ import {
   closeSync,
   constants,
   fchmodSync,
-  fchownSync,
   futimesSync,
   lchownSync,
   linkSync,
@@ -18,7 +17,6 @@ import {
   type Stats,
   symlinkSync,
   unlinkSync,
-  writeSync,
 } from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { Digest } from '../digest/index.ts';
@@ -26,6 +24,7 @@ import { DrayError, throwIfAborted } from '../errors.ts';
 import type { RunOptions } from '../progress/index.ts';
 import { decompressStream } from './compression.ts';
 import { FileBatcher, type ReturnedFile } from './file-batcher.ts';
+import { finishFile, O_CREATE_FILE, writeAll } from './file-write.ts';
 import { NativeBatch } from './fs-meta.ts';
 import { readTar } from './tar-reader.ts';
 import type { TarEntry, TarHeader } from './types.ts';
@@ -126,7 +125,6 @@ export async function applyLayer(root: string, layer: Readable, o: ApplyOptions 
 }
 
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-const O_CREATE_FILE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 /** Files up to this size may be written by the small-file worker… */
 const SMALL_FILE = 64 * 1024;
 /** …once a layer has had this many of them (a worker is not worth starting for fewer). */
@@ -331,11 +329,8 @@ class Unpacker {
     this.#replace(r.key, false);
     const fd = openSync(this.abs(r.key), O_CREATE_FILE, 0o600);
     try {
-      let off = 0;
-      while (off < r.data.length) off += writeSync(fd, r.data, off, r.data.length - off);
-      if (this.sameOwner) fchownSync(fd, r.file.uid, r.file.gid);
-      fchmodSync(fd, r.file.mode & 0o7777);
-      futimesSync(fd, r.file.atime, r.file.mtime);
+      writeAll(fd, r.data);
+      finishFile(fd, r.file, this.sameOwner);
     } finally {
       closeSync(fd);
     }
@@ -413,14 +408,8 @@ class Unpacker {
       fd = openSync(this.abs(rel), O_CREATE_FILE, 0o600);
     }
     try {
-      for await (const b of entry.chunks()) {
-        let off = 0;
-        while (off < b.length) off += writeSync(fd, b, off, b.length - off);
-      }
-      // chown before chmod: chown clears setuid/setgid.
-      if (this.sameOwner) fchownSync(fd, h.uid, h.gid);
-      fchmodSync(fd, h.mode & 0o7777);
-      futimesSync(fd, h.atime ?? h.mtime, h.mtime);
+      for await (const b of entry.chunks()) writeAll(fd, b);
+      finishFile(fd, { ...h, atime: h.atime ?? h.mtime }, this.sameOwner);
     } finally {
       closeSync(fd);
     }

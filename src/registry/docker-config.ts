@@ -57,6 +57,9 @@ const authEntrySchema = z.looseObject({
 });
 
 // Go's decoder accepts `null` for maps and strings; so do we.
+/** zod/mini has no messages of its own: English ones, per parse (no global zod config). */
+const english = { error: en().localeError };
+
 const configSchema = z.looseObject({
   auths: z.nullish(z.record(z.string(), authEntrySchema)),
   credHelpers: z.nullish(z.record(z.string(), z.string())),
@@ -115,8 +118,7 @@ export function parseDockerConfig(text: string, path: string): DockerConfig {
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
     throw new DrayError('DRAY_CONFIG', `invalid docker config ${path}: expected a JSON object`, { hint });
   }
-  // zod/mini has no messages of its own: English ones, per parse (no global zod config).
-  const parsed = configSchema.safeParse(doc, { error: en().localeError });
+  const parsed = configSchema.safeParse(doc, english);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const where = issue ? issue.path.map(String).join('.') : '';
