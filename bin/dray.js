@@ -31,8 +31,8 @@ async function entry() {
       stamp = readFileSync(new URL('../dist/stamp', import.meta.url), 'utf8');
     } catch {}
     if (stamp !== undefined) {
-      const { sourceStamp } = await import('./source-stamp.js');
-      if (sourceStamp(repo) === stamp) return '../dist/main.mjs';
+      const { stampMatches } = await import('./source-stamp.js');
+      if (stampMatches(repo, stamp)) return '../dist/main.mjs';
     }
   }
   return '../src/cli/main.ts';

@@ -1,31 +1,45 @@
 import assert from 'node:assert/strict';
-import { mkdir, readFile, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { sourceStamp } from '../../bin/source-stamp.js';
+import { sourceStamp, stampMatches } from '../../bin/source-stamp.js';
 import { isCI, runCommand, tempDir } from '../harness/tools.ts';
 import { drayBin, nodeBin, repoRoot } from './helpers.ts';
 
 // The CLI bundle (scripts/bundle.ts, built by setup): bin/dray.js must run it only while it
 // matches the sources, and it must do what the sources do, worker threads included.
 
-test('the source stamp changes when a source file or the lock file changes', async (t) => {
+test('the source stamp stops matching when a source file, a directory or the lock file changes', async (t) => {
   const repo = await tempDir(t, 'dray-stamp-');
   await mkdir(join(repo, 'src', 'a'), { recursive: true });
   await writeFile(join(repo, 'src', 'a', 'x.ts'), 'export const x = 1;\n');
   await writeFile(join(repo, 'src', 'a', 'x.test.ts'), '// tests do not count\n');
   await writeFile(join(repo, 'package-lock.json'), '{}');
-  const first = sourceStamp(repo);
-  assert.equal(sourceStamp(repo), first);
+  let stamp = sourceStamp(repo);
+  assert.ok(stampMatches(repo, stamp));
+  assert.equal(sourceStamp(repo), stamp, 'the same tree, the same stamp');
   await writeFile(join(repo, 'src', 'a', 'x.test.ts'), '// changed\n');
-  assert.equal(sourceStamp(repo), first, 'test files are not in the bundle');
+  assert.ok(stampMatches(repo, stamp), 'test files are not in the bundle');
   await utimes(join(repo, 'src', 'a', 'x.ts'), 1000, 1000);
-  const touched = sourceStamp(repo);
-  assert.notEqual(touched, first);
+  assert.ok(!stampMatches(repo, stamp), 'an edited file');
+  stamp = sourceStamp(repo);
+  await writeFile(join(repo, 'src', 'a', 'x.ts'), 'export const x = 22;\n');
+  await utimes(join(repo, 'src', 'a', 'x.ts'), 1000, 1000);
+  assert.ok(!stampMatches(repo, stamp), 'same mtime, other size');
+  stamp = sourceStamp(repo);
   await writeFile(join(repo, 'src', 'a', 'y.ts'), 'export {};\n');
-  assert.notEqual(sourceStamp(repo), touched, 'a new file changes it');
+  assert.ok(!stampMatches(repo, stamp), 'a new file (its directory changed)');
+  stamp = sourceStamp(repo);
+  await mkdir(join(repo, 'src', 'b'));
+  assert.ok(!stampMatches(repo, stamp), 'a new directory');
+  stamp = sourceStamp(repo);
+  await rm(join(repo, 'src', 'a', 'y.ts'));
+  assert.ok(!stampMatches(repo, stamp), 'a removed file');
+  stamp = sourceStamp(repo);
   await writeFile(join(repo, 'package-lock.json'), '{ }');
-  assert.notEqual(sourceStamp(repo), touched);
+  assert.ok(!stampMatches(repo, stamp), 'the lock file');
+  assert.ok(!stampMatches(repo, 'not json'), 'a damaged stamp');
+  assert.ok(!stampMatches(repo, '{}'), 'an old-format stamp');
 });
 
 test('the bundle is fresh after setup and builds what the sources build', async (t) => {
@@ -35,7 +49,7 @@ test('the bundle is fresh after setup and builds what the sources build', async 
     t.skip('no dist/ (run node scripts/bundle.ts)');
     return;
   }
-  assert.equal(stamp, sourceStamp(repoRoot), 'dist/ was built from these sources');
+  assert.ok(stampMatches(repoRoot, stamp), 'dist/ was built from these sources');
   const work = await tempDir(t, 'dray-bundle-');
   const ctx = join(work, 'ctx');
   await mkdir(join(ctx, 'many'), { recursive: true });
