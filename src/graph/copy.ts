@@ -184,6 +184,7 @@ export async function copyGraph(
       } else {
         await dst.put(d, chain(await openResumable(src, d, { signal, onResume }), counter()), {
           signal,
+          absent: true,
           reopen: async () => {
             report({ status: `${w.active} (retrying)`, current: 0, total: d.size });
             return chain(await openResumable(src, d, { signal }), counter());

@@ -25,9 +25,15 @@ export interface BlobTarget {
   /**
    * Stores `body` as `d`; verifies it; content that already exists counts as done. When the
    * caller passes `reopen`, a target whose transfer failed part-way may start again from a
-   * fresh stream (a registry upload cannot be replayed from a consumed stream).
+   * fresh stream (a registry upload cannot be replayed from a consumed stream). `absent`:
+   * the caller's own `has(d)` has just answered false, so a target may skip asking again
+   * (for a registry, one round trip per blob).
    */
-  put(d: Descriptor, body: Readable, o?: RunOptions & { reopen?: () => Promise<Readable> }): Promise<void>;
+  put(
+    d: Descriptor,
+    body: Readable,
+    o?: RunOptions & { reopen?: () => Promise<Readable>; absent?: boolean },
+  ): Promise<void>;
   /**
    * A writer that resumes an earlier, interrupted transfer of `d` keyed by `ref`, for targets
    * that keep partial content (the content store): `offset` bytes are already held, write

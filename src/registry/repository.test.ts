@@ -458,6 +458,18 @@ test('monolithic upload: POST then one PUT ?digest= keeping the upload state', a
   assert.equal(reg.requests.filter((r) => r.method === 'POST').length, 1);
 });
 
+test('upload of a blob the caller already found absent: no second HEAD', async (t) => {
+  const { reg, repo } = await setup(t);
+  const { bytes, desc } = blob(10_000);
+  assert.equal(await repo.has(desc), false);
+  await repo.put(desc, Readable.from([bytes]), { absent: true });
+  assert.deepEqual(reg.blobs.get('team/app')?.get(desc.digest), bytes);
+  assert.deepEqual(
+    reg.requests.filter((r) => r.url.includes('/blobs/')).map((r) => r.method),
+    ['HEAD', 'POST', 'PUT'],
+  );
+});
+
 test('chunked upload: PATCH chunks with Content-Range, then PUT', async (t) => {
   const { reg, repo } = await setup(t, {}, { chunkSizeBytes: 30_000 });
   const { bytes, desc } = blob(100_000);

@@ -41,6 +41,8 @@ export interface PutOptions extends RunOptions {
    * the client's retry budget. Graph copy passes `() => source.open(d, o)`.
    */
   reopen?: () => Promise<Readable>;
+  /** The caller has just seen `has(d)` answer false: no second existence check (HEAD). */
+  absent?: boolean;
 }
 
 /** Options for `Repository.openVerified`. */
@@ -405,7 +407,7 @@ export class Repository implements BlobSource, BlobTarget, RefStore {
         await this.putManifest(d.digest, bytes, d.mediaType, o);
         return;
       }
-      if (await this.#has(d, 'push', o.signal)) {
+      if (!o.absent && (await this.#has(d, 'push', o.signal))) {
         body.destroy();
         return;
       }
