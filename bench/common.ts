@@ -52,8 +52,15 @@ export interface Workload {
   name: string;
   /** Bytes of the data moved (for the anchors' MB/s column). */
   bytes: number;
-  /** 'dray' first, then the anchors. */
+  /** 'dray' first, then the anchors (and floors). */
   tools: string[];
+  /**
+   * Tools among `tools` that are floors, not peers: commands doing only part of the work any
+   * tool must do (e.g. only decompressing the layers, or a bare curl upload). They are timed
+   * like anchors, but never count as the fastest peer; their time over the fastest peer's is
+   * the best ratio a tool could reach on this machine.
+   */
+  floors?: string[];
   describe: Record<string, string>;
   /** Untimed, once before the series, per tool. */
   setup?: (tool: string) => Promise<void>;

@@ -20,6 +20,12 @@
  *         REG2 is a new, empty registry per timed run (caveat 2: a push to a new repo on
  *         the same registry is a cross-repo mount, not an upload); skopeo's blob-location
  *         cache is deleted before each of its runs for the same reason.
+ *         Floor: bench/curl-push.sh (curl, every blob at once, then the manifest): what the
+ *         registry itself needs to take the image in.
+ *
+ * A floor (Workload.floors) is timed like an anchor but is not a peer: it does only part of
+ * the work (or does it with no overhead at all). Its time over the fastest peer's is the
+ * best ratio any tool could reach on this machine, printed below the table.
  *
  * Build workloads (run-build.ts): build, multistage — cold, warm and incremental, against
  * dockerd's BuildKit and the classic builder.
@@ -90,6 +96,12 @@ interface WorkloadResult {
   fastestAnchor?: string;
   /** dray median / the fastest anchor's median. */
   ratioVsFastest?: number;
+  /** Floors (Workload.floors): timed like anchors, never the fastest peer. */
+  floors: Side[];
+  /** dray median / each floor's median, by floor tool. */
+  floorRatios: Record<string, number>;
+  /** Each floor's median / the fastest anchor's median: the best ratio reachable, by floor tool. */
+  floorVsFastest: Record<string, number>;
 }
 
 function median(xs: number[]): number {
@@ -136,7 +148,7 @@ async function main(): Promise<void> {
     if (!ALL_WORKLOADS.includes(w))
       throw new Error(`unknown workload ${w} (known: ${ALL_WORKLOADS.join(',')})`);
   }
-  const needed = ['docker-registry', 'skopeo', 'tar', 'pigz', 'sh', '/usr/bin/time'];
+  const needed = ['docker-registry', 'skopeo', 'tar', 'pigz', 'curl', 'sh', '/usr/bin/time'];
   if (
     runAnchors &&
     ['export', 'unpack', 'save', ...BUILD_WORKLOADS, ...CACHE_WORKLOADS].some((w) => WORKLOADS.includes(w))
@@ -261,10 +273,12 @@ async function main(): Promise<void> {
         key: 'push',
         name: 'push big (full upload, empty registry)',
         bytes: fixture.compressedBytes,
-        tools: ['dray', 'skopeo'],
+        tools: ['dray', 'skopeo', 'curl'],
+        floors: ['curl'],
         describe: {
           dray: 'dray --root <root with big> push REG2/bench/big:latest',
           skopeo: `skopeo copy --dest-tls-verify=false oci:<fixture>:latest docker://REG2/bench/big:latest`,
+          curl: 'bench/curl-push.sh: every blob at once by curl (POST + PUT ?digest=), then the manifest',
         },
         setup: async (tool) => {
           if (tool === 'dray') {
@@ -285,6 +299,19 @@ async function main(): Promise<void> {
             });
             if (r.code !== 0) throw new Error(`dray tag failed: ${r.stderr.slice(-2000)}`);
             return { cmd: DRAY_BIN, args: ['--root', drayRoot, 'push', target()], env: drayEnv };
+          }
+          if (tool === 'curl') {
+            return {
+              cmd: 'sh',
+              args: [
+                join(BENCH_DIR, 'curl-push.sh'),
+                reg2.host,
+                'bench/big',
+                'latest',
+                join(fixture.layout, 'blobs', 'sha256'),
+                fixture.manifestDigest.slice('sha256:'.length),
+              ],
+            };
           }
           // skopeo remembers where blobs live (by registry host:port, which may repeat) and
           // would try to mount them; start it from an empty blob-location cache, as ANCHORS.md did.
@@ -367,7 +394,16 @@ async function main(): Promise<void> {
           }
         }
       }
-      const res: WorkloadResult = { key: w.key, name: w.name, bytes: w.bytes, anchors: [], ratios: {} };
+      const res: WorkloadResult = {
+        key: w.key,
+        name: w.name,
+        bytes: w.bytes,
+        anchors: [],
+        ratios: {},
+        floors: [],
+        floorRatios: {},
+        floorVsFastest: {},
+      };
       for (const tool of tools) {
         const side = sides.get(tool);
         if (side === undefined) continue;
@@ -379,6 +415,7 @@ async function main(): Promise<void> {
         const out = timedRuns.at(-1)?.outBytes;
         if (out !== undefined) side.outBytes = out;
         if (tool === 'dray') res.dray = side;
+        else if (w.floors?.includes(tool)) res.floors.push(side);
         else res.anchors.push(side);
       }
       const fastest = [...res.anchors].sort((x, y) => (x.medianWallS ?? 0) - (y.medianWallS ?? 0))[0];
@@ -387,6 +424,11 @@ async function main(): Promise<void> {
       if (d !== undefined) {
         for (const an of res.anchors) if (an.medianWallS) res.ratios[an.tool] = d / an.medianWallS;
         if (fastest?.medianWallS) res.ratioVsFastest = d / fastest.medianWallS;
+        for (const fl of res.floors) if (fl.medianWallS) res.floorRatios[fl.tool] = d / fl.medianWallS;
+      }
+      for (const fl of res.floors) {
+        if (fl.medianWallS && fastest?.medianWallS)
+          res.floorVsFastest[fl.tool] = fl.medianWallS / fastest.medianWallS;
       }
       results.push(res);
     }
@@ -466,15 +508,17 @@ function printTable(results: WorkloadResult[]): void {
     ],
   ];
   for (const r of results) {
-    const pairs: Array<Side | undefined> = r.anchors.length > 0 ? r.anchors : [undefined];
+    const pairs: Array<Side | undefined> =
+      r.anchors.length + r.floors.length > 0 ? [...r.anchors, ...r.floors] : [undefined];
     for (const a of pairs) {
       const fastest = a !== undefined && r.anchors.length > 1 && a.tool === r.fastestAnchor ? ' *' : '';
+      const floor = a !== undefined && r.floors.includes(a) ? ' (floor)' : '';
       rows.push([
         r.name,
-        a ? `${a.tool}${fastest}` : '-',
+        a ? `${a.tool}${fastest}${floor}` : '-',
         r.dray ? `${f(r.dray.medianWallS)} (${f(r.dray.minWallS)}-${f(r.dray.maxWallS)})` : '-',
         a ? `${f(a.medianWallS)} (${f(a.minWallS)}-${f(a.maxWallS)})` : '-',
-        a ? f(r.ratios[a.tool], 2) : '-',
+        a ? f(r.ratios[a.tool] ?? r.floorRatios[a.tool], 2) : '-',
         f(r.dray?.medianPeakRssMB, 1),
         f(a?.medianPeakRssMB, 1),
         rate(r.bytes, r.dray),
@@ -491,6 +535,13 @@ function printTable(results: WorkloadResult[]): void {
     process.stdout.write(
       '* = the fastest anchor of the workload (the target: dray/anchor <= 1.0 against it)\n',
     );
+  for (const r of results) {
+    for (const [tool, x] of Object.entries(r.floorVsFastest)) {
+      process.stdout.write(
+        `floor: ${r.key}: '${tool}' (only part of the work) takes ${f(x, 2)}× the time of the fastest peer (${r.fastestAnchor})\n`,
+      );
+    }
+  }
 }
 
 try {

@@ -17,6 +17,7 @@ command -v zstd >/dev/null || need+=(zstd)
 command -v tar >/dev/null || need+=(tar)
 [ -x /usr/bin/time ] || need+=(time)
 command -v pigz >/dev/null || need+=(pigz)
+command -v curl >/dev/null || need+=(curl)
 command -v bzip2 >/dev/null || need+=(bzip2)
 command -v xz >/dev/null || need+=(xz-utils)
 if [ ${#need[@]} -gt 0 ]; then
