@@ -29,6 +29,11 @@ await build({
   target: 'node22',
   // Native code stays in node_modules.
   external: ['zstd-napi'],
+  // No comments and no indentation: a third less text for V8 to read on every start (~7 ms,
+  // ~3 MB), and no non-Latin-1 character from a comment forcing the whole source into a
+  // two-byte string. Names stay, so stack traces still name the functions.
+  minifyWhitespace: true,
+  legalComments: 'none',
   // Bundled CommonJS dependencies call require(); give them one.
   banner: {
     js: "import { createRequire as __drayRequire } from 'node:module'; const require = __drayRequire(import.meta.url);",
