@@ -4,8 +4,9 @@
  * Method (../shared/bench/ANCHORS.md): per workload, dray and the anchor tool run
  * alternately (the order swaps every iteration), 1 untimed warm-up each, then BENCH_RUNS
  * timed runs each (default 5); medians are reported. Wall time is taken around the
- * `/usr/bin/time -f '%e %M'` process (hrtime, ns resolution; time's own %e is recorded
- * too), peak RSS is time's %M (largest single process of the command). `sync` precedes
+ * `/usr/bin/time -f '%e %M %U %S'` process (hrtime, ns resolution; time's own %e is recorded
+ * too), peak RSS is time's %M (largest single process of the command), CPU seconds are
+ * %U + %S (the command and the children it waited for). `sync` precedes
  * every timed run. Every run writes into a fresh directory / a fresh registry; nothing is
  * deleted until all timing is over (caveat 1: on this ext4, creating files right after a
  * mass delete is 5-15× slower). If stale scratch from an earlier run had to be deleted
@@ -69,6 +70,8 @@ interface RunSample {
   wallS: number;
   timeS: number;
   peakRssMB: number;
+  /** User + system CPU seconds of the command and the children it waited for (time's %U + %S). */
+  cpuS: number;
   warmup: boolean;
   /** Size of what the run wrote, when the workload measures it. */
   outBytes?: number;
@@ -82,6 +85,7 @@ interface Side {
   minWallS?: number;
   maxWallS?: number;
   medianPeakRssMB?: number;
+  medianCpuS?: number;
   outBytes?: number;
 }
 
@@ -117,7 +121,7 @@ async function timed(cmd: string, args: string[], logFile: string, env?: Record<
   const fd = openSync(logFile, 'w');
   const t0 = process.hrtime.bigint();
   const code = await new Promise<number | null>((res, rej) => {
-    const child = spawn('/usr/bin/time', ['-f', '%e %M', '-o', timeFile, cmd, ...args], {
+    const child = spawn('/usr/bin/time', ['-f', '%e %M %U %S', '-o', timeFile, cmd, ...args], {
       stdio: ['ignore', fd, fd],
       env: { ...process.env, ...env },
       cwd: PROJECT,
@@ -136,8 +140,8 @@ async function timed(cmd: string, args: string[], logFile: string, env?: Record<
     throw new Error(`${cmd} ${args.join(' ')} exited ${code}:\n${tail}`);
   }
   const last = readFileSync(timeFile, 'utf8').trim().split('\n').pop() ?? '';
-  const [e = 'NaN', m = 'NaN'] = last.split(' ');
-  return { wallS, timeS: Number(e), peakRssMB: Number(m) / 1024 };
+  const [e = 'NaN', m = 'NaN', u = 'NaN', sys = 'NaN'] = last.split(' ');
+  return { wallS, timeS: Number(e), peakRssMB: Number(m) / 1024, cpuS: Number(u) + Number(sys) };
 }
 
 async function main(): Promise<void> {
@@ -412,6 +416,7 @@ async function main(): Promise<void> {
         side.minWallS = Math.min(...timedRuns.map((s) => s.wallS));
         side.maxWallS = Math.max(...timedRuns.map((s) => s.wallS));
         side.medianPeakRssMB = median(timedRuns.map((s) => s.peakRssMB));
+        side.medianCpuS = median(timedRuns.map((s) => s.cpuS));
         const out = timedRuns.at(-1)?.outBytes;
         if (out !== undefined) side.outBytes = out;
         if (tool === 'dray') res.dray = side;
@@ -503,6 +508,8 @@ function printTable(results: WorkloadResult[]): void {
       'dray/anchor',
       'dray RSS MB',
       'anchor RSS MB',
+      'dray CPU s',
+      'anchor CPU s',
       'dray MB/s',
       'anchor MB/s',
     ],
@@ -521,6 +528,8 @@ function printTable(results: WorkloadResult[]): void {
         a ? f(r.ratios[a.tool] ?? r.floorRatios[a.tool], 2) : '-',
         f(r.dray?.medianPeakRssMB, 1),
         f(a?.medianPeakRssMB, 1),
+        f(r.dray?.medianCpuS, 2),
+        f(a?.medianCpuS, 2),
         rate(r.bytes, r.dray),
         rate(r.bytes, a),
       ]);
