@@ -63,6 +63,7 @@ export type { ProgressEvent, ProgressKind, ProgressWriter, RunOptions } from './
 export { collectProgress, createRenderer, noProgress, oneOff, step } from './progress/index.ts';
 export type { Reference } from './reference/index.ts';
 export {
+  familiarMatch,
   familiarName,
   familiarString,
   normalizeReference,

@@ -86,6 +86,7 @@ test('push: flags → PushOptions', async (t) => {
 test('images: flags → ImagesOptions, and what it prints', async (t) => {
   const { ctx } = await context(t);
   assert.deepEqual(imagesOptions(ctx, { quiet: true }), { root: '/data/root' });
+  assert.deepEqual(imagesOptions(ctx, {}, 'team/*:v1'), { root: '/data/root', reference: 'team/*:v1' });
   const digest = `sha256:${'ab'.repeat(32)}`;
   const list = [
     {

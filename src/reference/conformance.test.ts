@@ -18,6 +18,7 @@ import {
 } from './grammar.ts';
 import {
   familiarMatch,
+  familiarMatcher,
   familiarName,
   familiarString,
   normalizeReference,
@@ -415,6 +416,22 @@ if (!(normalizeFile instanceof Error)) {
           });
         });
       }
+    });
+
+    describe('familiarMatcher', () => {
+      it('judges as familiarMatch does, with the pattern compiled once', () => {
+        for (const c of n.familiarMatch.cases) {
+          assert.equal(familiarMatcher(c.pattern)(parseAnyReference(c.reference)), c.expected, c.pattern);
+        }
+      });
+      it('throws for a bad pattern before any reference is tried', () => {
+        for (const c of n.familiarMatch.errorCases) {
+          assert.throws(() => familiarMatcher(c.pattern), {
+            name: 'DrayError',
+            code: 'DRAY_INVALID_ARGUMENT',
+          });
+        }
+      });
     });
 
     describe('parseDockerRef', () => {

@@ -4,7 +4,7 @@
  * Pure functions, no I/O. Every parse error is a `DrayError` with code
  * `DRAY_INVALID_REFERENCE` and distribution's message.
  */
-export { familiarMatch } from './match.ts';
+export { familiarMatch, familiarMatcher } from './match.ts';
 export type { Reference } from './reference.ts';
 export {
   defaultDomain,

@@ -129,7 +129,19 @@ function matchCompiled(chunks: Chunk[], name: string): boolean {
  * @throws DrayError `DRAY_INVALID_ARGUMENT`: `syntax error in pattern: <pattern>`.
  */
 export function familiarMatch(pattern: string, ref: Reference | Digest): boolean {
+  return familiarMatcher(pattern)(ref);
+}
+
+/**
+ * {@link familiarMatch} with the pattern compiled once, for matching many references: a
+ * malformed pattern throws here, before any reference is tried. No I/O.
+ *
+ * @throws DrayError `DRAY_INVALID_ARGUMENT`: `syntax error in pattern: <pattern>`.
+ */
+export function familiarMatcher(pattern: string): (ref: Reference | Digest) => boolean {
   const chunks = compile(pattern);
-  if (typeof ref === 'string') return matchCompiled(chunks, ref);
-  return matchCompiled(chunks, familiarString(ref)) || matchCompiled(chunks, familiarName(ref));
+  return (ref) =>
+    typeof ref === 'string'
+      ? matchCompiled(chunks, ref)
+      : matchCompiled(chunks, familiarString(ref)) || matchCompiled(chunks, familiarName(ref));
 }

@@ -87,6 +87,23 @@ test('dray CLI against a registry: pull, images, push, tag, rmi, inspect, prune 
     const json = await runCli(['images', '--format', 'json'], { root, config });
     const obj = JSON.parse(json.stdout.trim()) as { name: string; digest: string };
     assert.equal(obj.digest, fx.manifest.digest);
+
+    // docker images REPOSITORY[:TAG]: distribution's FamiliarMatch on the name.
+    const rows = async (...args: string[]) => {
+      const res = await runCli(['images', '--format', 'json', ...args], { root, config });
+      assert.equal(res.code, 0, res.stderr);
+      return res.stdout.trim() === '' ? 0 : res.stdout.trim().split('\n').length;
+    };
+    assert.equal(await rows(`${reg.host}/cli/app`), 1);
+    assert.equal(await rows(`${reg.host}/cli/app:v1`), 1);
+    assert.equal(await rows(`${reg.host}/cli/*`), 1);
+    assert.equal(await rows(`${reg.host}/cli/*:v?`), 1);
+    assert.equal(await rows(`${reg.host}/*:v?`), 0);
+    assert.equal(await rows(`${reg.host}/*`), 0, '* does not cross a /');
+    assert.equal(await rows(`${reg.host}/cli/app:v2`), 0);
+    const bad = await runCli(['images', `${reg.host}/cli/[`], { root, config });
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /syntax error in pattern/);
   });
 
   await t.test('tag, push, inspect, rmi and prune print docker-like lines', async (t) => {

@@ -10,8 +10,12 @@ export interface ImagesFlags {
   trunc?: boolean;
 }
 
-export function imagesOptions(ctx: CliContext, _flags: ImagesFlags): Parameters<typeof images>[0] {
-  return { root: ctx.env.root, ...signalOf(ctx) };
+export function imagesOptions(
+  ctx: CliContext,
+  _flags: ImagesFlags,
+  reference?: string,
+): Parameters<typeof images>[0] {
+  return { root: ctx.env.root, ...signalOf(ctx), ...(reference !== undefined ? { reference } : {}) };
 }
 
 /** The lines `dray images` prints for `list` (table, `-q` digests or `--format json`). */
@@ -31,12 +35,13 @@ export function registerImages(program: Command, run: Run): void {
   program
     .command('images')
     .description('List images')
+    .argument('[reference]', 'only images matching REPOSITORY[:TAG] (shell patterns: *, ?, [...])')
     .option('-q, --quiet', 'only show digests')
     .option('--no-trunc', "don't truncate output")
     .option('--format <format>', "'table' (default) or 'json'", 'table')
-    .action((flags: ImagesFlags) =>
+    .action((reference: string | undefined, flags: ImagesFlags) =>
       run(async (ctx) => {
-        const list = await images(imagesOptions(ctx, flags));
+        const list = await images(imagesOptions(ctx, flags, reference));
         for (const line of renderImages(list, flags)) ctx.print(line);
       }),
     );
