@@ -25,7 +25,7 @@ export { prune } from './prune.ts';
 export type { PullOptions, PullResult } from './pull.ts';
 export { pull } from './pull.ts';
 export type { PushOptions, PushResult } from './push.ts';
-export { push } from './push.ts';
+export { push, pushAllTags } from './push.ts';
 export type { ResolvedImage } from './resolve.ts';
 export { resolveImage } from './resolve.ts';
 export type { SaveOptions } from './save.ts';

@@ -1,4 +1,4 @@
-import { throwIfAborted } from '../errors.ts';
+import { DrayError, throwIfAborted } from '../errors.ts';
 import { copyGraph } from '../graph/index.ts';
 import { type Descriptor, hostPlatform, type Platform, parsePlatform } from '../oci/index.ts';
 import type { RunOptions } from '../progress/index.ts';
@@ -6,6 +6,7 @@ import {
   familiarName,
   familiarString,
   normalizeReference,
+  parseReference,
   type Reference,
   referenceString,
 } from '../reference/index.ts';
@@ -35,13 +36,21 @@ export interface PullResult {
  * Pulls an image from its registry into the content store and names it in the image store
  * (docker pull). Streams every blob through digest verification into the store; blobs
  * already present are skipped. Reports per-layer progress and docker's Digest/Status lines.
- * Throws DRAY_INVALID_REFERENCE, DRAY_MANIFEST_UNKNOWN, DRAY_PULL_DENIED,
+ * Throws DRAY_INVALID_REFERENCE, DRAY_INVALID_ARGUMENT (a tag or digest with `allTags`), DRAY_MANIFEST_UNKNOWN, DRAY_PULL_DENIED,
  * DRAY_PLATFORM_NOT_FOUND, DRAY_DIGEST_MISMATCH, DRAY_REGISTRY_* and DRAY_ABORTED.
  */
 export async function pull(ref: string, o: PullOptions): Promise<PullResult[]> {
   throwIfAborted(o.signal);
   const parsed = normalizeReference(ref);
-  if (o.allTags) return pullAllTags(ref, o);
+  if (o.allTags) {
+    const given = parseReference(ref);
+    if (given.tag !== undefined || given.digest !== undefined) {
+      throw new DrayError('DRAY_INVALID_ARGUMENT', `tag can't be used with --all-tags/-a: ${ref}`, {
+        hint: `give the repository alone: ${familiarName(given)}`,
+      });
+    }
+    return pullAllTags(ref, o);
+  }
   return [await pullOne(parsed, o)];
 }
 

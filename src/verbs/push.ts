@@ -2,7 +2,15 @@ import { DrayError, throwIfAborted } from '../errors.ts';
 import { copyGraph } from '../graph/index.ts';
 import { type Descriptor, hostPlatform, parseDocument, readDocument, selectManifest } from '../oci/index.ts';
 import type { RunOptions } from '../progress/index.ts';
-import { normalizeReference, type Reference, referenceString, repositoryName } from '../reference/index.ts';
+import {
+  familiarName,
+  normalizeReference,
+  parseReference,
+  type Reference,
+  referenceString,
+  repositoryName,
+  withTag,
+} from '../reference/index.ts';
 import {
   openStores,
   type RegistryOptions,
@@ -59,6 +67,47 @@ export async function push(ref: string, o: PushOptions): Promise<PushResult> {
       message: `${parsed.tag ?? parsed.digest}: digest: ${root.digest} size: ${root.size}`,
     });
     return { name, descriptor: root, bytes: result.bytes };
+  } finally {
+    await dispose();
+  }
+}
+
+/**
+ * Pushes every tag the image store holds for one repository (docker push --all-tags), in
+ * tag order, over one registry client, so blobs an earlier tag uploaded are found, not sent
+ * again. Throws DRAY_INVALID_ARGUMENT when `repository` carries a tag or digest,
+ * DRAY_NOT_FOUND when no tag of it is stored, then whatever `push` throws.
+ */
+export async function pushAllTags(repository: string, o: PushOptions): Promise<PushResult[]> {
+  throwIfAborted(o.signal);
+  const base = parseReference(repository);
+  if (base.tag !== undefined || base.digest !== undefined) {
+    throw new DrayError('DRAY_INVALID_ARGUMENT', `tag can't be used with --all-tags/-a: ${repository}`, {
+      hint: `give the repository alone: ${familiarName(base)}`,
+    });
+  }
+  const stores = await openStores(o);
+  const tags: string[] = [];
+  for (const record of await stores.images.list()) {
+    if (record.name.startsWith('sha256:')) continue;
+    const r = normalizeReference(record.name);
+    if (r.domain === base.domain && r.path === base.path && r.tag !== undefined && r.digest === undefined)
+      tags.push(r.tag);
+  }
+  if (tags.length === 0) {
+    throw new DrayError('DRAY_NOT_FOUND', `no tag of ${familiarName(base)} exists locally`, {
+      hint: `tag an image into it first: dray tag IMAGE ${familiarName(base)}:TAG`,
+    });
+  }
+  const { client, dispose } = registryClientFor(o.registry);
+  try {
+    const results: PushResult[] = [];
+    for (const tag of tags.sort()) {
+      results.push(
+        await push(referenceString(withTag(base, tag)), { ...o, registry: { ...o.registry, client } }),
+      );
+    }
+    return results;
   } finally {
     await dispose();
   }

@@ -15,6 +15,7 @@ import {
   prune,
   pull,
   push,
+  pushAllTags,
   removeImage,
   tag,
 } from '../../src/index.ts';
@@ -210,6 +211,42 @@ test('pull -a pulls every tag of a repository', async (t) => {
   const out = await runCli(['pull', '-a', `${reg.host}/tags/app`], { root: root2, config: await tempDir(t) });
   assert.equal(out.code, 0, out.stderr);
   assert.equal((await images({ root: root2 })).length, 3);
+
+  // As docker: a tag (or digest) together with -a is refused, before any request.
+  await assert.rejects(pull(`${reg.host}/tags/app:1.0`, { root, allTags: true }), (e: unknown) =>
+    isDrayError(e, 'DRAY_INVALID_ARGUMENT'),
+  );
+  const tagged = await runCli(['pull', '-a', `${reg.host}/tags/app:1.0`], { root, config: await tempDir(t) });
+  assert.notEqual(tagged.code, 0);
+  assert.match(tagged.stderr, /tag can't be used with --all-tags\/-a/);
+
+  // push -a: every local tag of the repository goes to another registry, shared blobs once.
+  const dst = await startRegistry(t);
+  for (const tg of digests.keys())
+    await tag(`${reg.host}/tags/app:${tg}`, `${dst.host}/mirror/app:${tg}`, { root });
+  await tag(`${reg.host}/tags/app:1.0`, `${dst.host}/elsewhere/app:x`, { root }); // another repository: not pushed
+  const pushed = await pushAllTags(`${dst.host}/mirror/app`, { root });
+  assert.deepEqual(
+    pushed.map((r) => r.name),
+    [...digests.keys()].sort().map((tg) => `${dst.host}/mirror/app:${tg}`),
+  );
+  for (const [tg, d] of digests) assert.equal(await skopeoManifestDigest(`${dst.host}/mirror/app:${tg}`), d);
+  await assert.rejects(skopeoManifestDigest(`${dst.host}/elsewhere/app:x`));
+  await assert.rejects(pushAllTags(`${dst.host}/mirror/app:1.0`, { root }), (e: unknown) =>
+    isDrayError(e, 'DRAY_INVALID_ARGUMENT'),
+  );
+  await assert.rejects(pushAllTags(`${dst.host}/nothing/here`, { root }), (e: unknown) =>
+    isDrayError(e, 'DRAY_NOT_FOUND'),
+  );
+  const cli = await runCli(['push', '-a', '-q', `${dst.host}/mirror/app`], {
+    root,
+    config: await tempDir(t),
+  });
+  assert.equal(cli.code, 0, cli.stderr);
+  assert.deepEqual(
+    cli.stdout.trimEnd().split('\n'),
+    [...digests.keys()].sort().map((tg) => `${dst.host}/mirror/app:${tg}@${digests.get(tg)}`),
+  );
 });
 
 test('push, tag + cross-repo mount, rmi, prune, inspect --remote', async (t) => {

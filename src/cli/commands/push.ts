@@ -1,9 +1,10 @@
 import type { Command } from 'commander';
-import { push } from '../../index.ts';
+import { push, pushAllTags } from '../../index.ts';
 import { type CliContext, type ProgressMode, type Run, signalOf } from '../context.ts';
 
 export interface PushFlags {
   quiet?: boolean;
+  allTags?: boolean;
   progress: ProgressMode;
 }
 
@@ -16,15 +17,17 @@ export function registerPush(program: Command, run: Run): void {
     .command('push')
     .description('Upload an image to a registry')
     .argument('<name>', 'NAME[:TAG]')
+    .option('-a, --all-tags', 'push every tag of the repository that exists locally')
     .option('-q, --quiet', 'suppress verbose output')
     .option('--progress <mode>', 'progress output: auto, tty, plain, rawjson, quiet', 'auto')
     .action((name: string, flags: PushFlags) =>
       run(async (ctx) => {
         const progress = ctx.progress(flags.progress, flags.quiet);
         try {
-          const result = await push(name, { ...pushOptions(ctx, flags), progress });
+          const options = { ...pushOptions(ctx, flags), progress };
+          const results = flags.allTags ? await pushAllTags(name, options) : [await push(name, options)];
           progress.close();
-          if (flags.quiet) ctx.print(`${result.name}@${result.descriptor.digest}`);
+          if (flags.quiet) for (const r of results) ctx.print(`${r.name}@${r.descriptor.digest}`);
         } finally {
           progress.close();
         }
