@@ -39,7 +39,11 @@ export interface PushResult {
  */
 export async function push(ref: string, o: PushOptions): Promise<PushResult> {
   throwIfAborted(o.signal);
-  const parsed = normalizeReference(ref);
+  return pushOne(normalizeReference(ref), o, true);
+}
+
+/** One push; `announce` prints docker's "The push refers to repository" line first. */
+async function pushOne(parsed: Reference, o: PushOptions, announce: boolean): Promise<PushResult> {
   const name = referenceString(parsed);
   const stores = await openStores(o);
   const local = await stores.images.resolve(name);
@@ -47,11 +51,7 @@ export async function push(ref: string, o: PushOptions): Promise<PushResult> {
   const { client, dispose } = registryClientFor(o.registry);
   try {
     const repo = client.repository(parsed);
-    o.progress?.write({
-      id: `push:${name}`,
-      kind: 'message',
-      message: `The push refers to repository [${repositoryName(parsed)}]`,
-    });
+    if (announce) announceRepository(parsed, o);
     const mountFrom = await mountSource(stores, parsed, root);
     const result = await copyGraph(stores.content, repo, root, {
       words: 'push',
@@ -101,16 +101,24 @@ export async function pushAllTags(repository: string, o: PushOptions): Promise<P
   }
   const { client, dispose } = registryClientFor(o.registry);
   try {
+    // As docker: the repository line once, then each tag's layers and digest line.
+    announceRepository(base, o);
     const results: PushResult[] = [];
     for (const tag of tags.sort()) {
-      results.push(
-        await push(referenceString(withTag(base, tag)), { ...o, registry: { ...o.registry, client } }),
-      );
+      results.push(await pushOne(withTag(base, tag), { ...o, registry: { ...o.registry, client } }, false));
     }
     return results;
   } finally {
     await dispose();
   }
+}
+
+function announceRepository(ref: Reference, o: PushOptions): void {
+  o.progress?.write({
+    id: `push:${repositoryName(ref)}`,
+    kind: 'message',
+    message: `The push refers to repository [${repositoryName(ref)}]`,
+  });
 }
 
 /**

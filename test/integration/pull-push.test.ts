@@ -238,6 +238,14 @@ test('pull -a pulls every tag of a repository', async (t) => {
   await assert.rejects(pushAllTags(`${dst.host}/nothing/here`, { root }), (e: unknown) =>
     isDrayError(e, 'DRAY_NOT_FOUND'),
   );
+  const plain = await runCli(['push', '-a', '--progress', 'plain', `${dst.host}/mirror/app`], {
+    root,
+    config: await tempDir(t),
+  });
+  assert.equal(plain.code, 0, plain.stderr);
+  // As docker push -a: the repository line once, then a digest line per tag.
+  assert.equal(plain.stdout.match(/^The push refers to repository /gm)?.length, 1, plain.stdout);
+  assert.equal(plain.stdout.match(/^[^ ]+: digest: sha256:[0-9a-f]{64} size: \d+$/gm)?.length, digests.size);
   const cli = await runCli(['push', '-a', '-q', `${dst.host}/mirror/app`], {
     root,
     config: await tempDir(t),
