@@ -3,7 +3,13 @@ import { DrayError, isDrayError } from '../errors.ts';
 import { ImageStore } from '../image/index.ts';
 import type { Descriptor } from '../oci/index.ts';
 import type { RunOptions } from '../progress/index.ts';
-import { normalizeReference, referenceString } from '../reference/index.ts';
+import {
+  familiarName,
+  normalizeReference,
+  parseReference,
+  type Reference,
+  referenceString,
+} from '../reference/index.ts';
 import {
   type Authenticator,
   type CredentialStore,
@@ -63,6 +69,20 @@ export function registryClientFor(o: RegistryOptions = {}): {
     ...(o.concurrency ? { concurrency: o.concurrency } : {}),
   });
   return { client, dispose: () => client.close() };
+}
+
+/**
+ * The repository of an `--all-tags` pull or push: a name without tag or digest, as docker
+ * requires. Throws DRAY_INVALID_REFERENCE, or DRAY_INVALID_ARGUMENT for a tag or digest.
+ */
+export function repositoryOnly(input: string): Reference {
+  const given = parseReference(input);
+  if (given.tag !== undefined || given.digest !== undefined) {
+    throw new DrayError('DRAY_INVALID_ARGUMENT', `tag can't be used with --all-tags/-a: ${input}`, {
+      hint: `give the repository alone: ${familiarName(given)}`,
+    });
+  }
+  return given;
 }
 
 /**

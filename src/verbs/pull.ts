@@ -1,4 +1,4 @@
-import { DrayError, throwIfAborted } from '../errors.ts';
+import { throwIfAborted } from '../errors.ts';
 import { copyGraph } from '../graph/index.ts';
 import { type Descriptor, hostPlatform, type Platform, parsePlatform } from '../oci/index.ts';
 import type { RunOptions } from '../progress/index.ts';
@@ -6,11 +6,16 @@ import {
   familiarName,
   familiarString,
   normalizeReference,
-  parseReference,
   type Reference,
   referenceString,
 } from '../reference/index.ts';
-import { openStores, type RegistryOptions, registryClientFor, type StoreOptions } from './context.ts';
+import {
+  openStores,
+  type RegistryOptions,
+  registryClientFor,
+  repositoryOnly,
+  type StoreOptions,
+} from './context.ts';
 import { acquireLease } from './lease.ts';
 
 export interface PullOptions extends RunOptions, StoreOptions {
@@ -42,22 +47,13 @@ export interface PullResult {
 export async function pull(ref: string, o: PullOptions): Promise<PullResult[]> {
   throwIfAborted(o.signal);
   const parsed = normalizeReference(ref);
-  if (o.allTags) {
-    const given = parseReference(ref);
-    if (given.tag !== undefined || given.digest !== undefined) {
-      throw new DrayError('DRAY_INVALID_ARGUMENT', `tag can't be used with --all-tags/-a: ${ref}`, {
-        hint: `give the repository alone: ${familiarName(given)}`,
-      });
-    }
-    return pullAllTags(ref, o);
-  }
+  if (o.allTags) return pullAllTags(repositoryOnly(ref), o);
   return [await pullOne(parsed, o)];
 }
 
-async function pullAllTags(ref: string, o: PullOptions): Promise<PullResult[]> {
+async function pullAllTags(base: Reference, o: PullOptions): Promise<PullResult[]> {
   const { client, dispose } = registryClientFor(o.registry);
   try {
-    const base = normalizeReference(ref);
     const repo = client.repository(base);
     const tags: string[] = [];
     for await (const t of repo.tags({ signal: o.signal })) tags.push(t);

@@ -5,7 +5,6 @@ import type { RunOptions } from '../progress/index.ts';
 import {
   familiarName,
   normalizeReference,
-  parseReference,
   type Reference,
   referenceString,
   repositoryName,
@@ -15,6 +14,7 @@ import {
   openStores,
   type RegistryOptions,
   registryClientFor,
+  repositoryOnly,
   type StoreOptions,
   type Stores,
 } from './context.ts';
@@ -80,12 +80,7 @@ async function pushOne(parsed: Reference, o: PushOptions, announce: boolean): Pr
  */
 export async function pushAllTags(repository: string, o: PushOptions): Promise<PushResult[]> {
   throwIfAborted(o.signal);
-  const base = parseReference(repository);
-  if (base.tag !== undefined || base.digest !== undefined) {
-    throw new DrayError('DRAY_INVALID_ARGUMENT', `tag can't be used with --all-tags/-a: ${repository}`, {
-      hint: `give the repository alone: ${familiarName(base)}`,
-    });
-  }
+  const base = repositoryOnly(repository);
   const stores = await openStores(o);
   const tags: string[] = [];
   for (const record of await stores.images.list()) {
