@@ -39,13 +39,17 @@ export interface PushResult {
  */
 export async function push(ref: string, o: PushOptions): Promise<PushResult> {
   throwIfAborted(o.signal);
-  return pushOne(normalizeReference(ref), o, true);
+  return pushOne(normalizeReference(ref), o, await openStores(o), true);
 }
 
 /** One push; `announce` prints docker's "The push refers to repository" line first. */
-async function pushOne(parsed: Reference, o: PushOptions, announce: boolean): Promise<PushResult> {
+async function pushOne(
+  parsed: Reference,
+  o: PushOptions,
+  stores: Stores,
+  announce: boolean,
+): Promise<PushResult> {
   const name = referenceString(parsed);
-  const stores = await openStores(o);
   const local = await stores.images.resolve(name);
   const root = await pushableRoot(stores, local, o);
   const { client, dispose } = registryClientFor(o.registry);
@@ -100,7 +104,9 @@ export async function pushAllTags(repository: string, o: PushOptions): Promise<P
     announceRepository(base, o);
     const results: PushResult[] = [];
     for (const tag of tags.sort()) {
-      results.push(await pushOne(withTag(base, tag), { ...o, registry: { ...o.registry, client } }, false));
+      results.push(
+        await pushOne(withTag(base, tag), { ...o, registry: { ...o.registry, client } }, stores, false),
+      );
     }
     return results;
   } finally {
