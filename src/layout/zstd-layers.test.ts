@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { test } from 'node:test';
 import { gzipSync, zstdCompressSync } from 'node:zlib';
 import { createTarWriter } from '../archive/index.ts';
-import type { Digest } from '../digest/index.ts';
+import { digestOf } from '../digest/index.ts';
 import { isDrayError } from '../errors.ts';
 import {
   type BlobSource,
@@ -15,8 +14,6 @@ import {
   MediaTypes,
 } from '../oci/index.ts';
 import { withPlainTarLayers } from './zstd-layers.ts';
-
-const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}` as Digest;
 
 async function tarOf(name: string, body: string): Promise<Buffer> {
   const w = createTarWriter();
@@ -34,7 +31,7 @@ async function setup(lie = false) {
   const plainB = await tarOf('b', 'zstd layer');
   const blobs = new Map<string, Buffer>();
   const put = (mediaType: string, b: Buffer): Descriptor => {
-    const d = { mediaType, digest: sha(b), size: b.length };
+    const d = { mediaType, digest: digestOf(b), size: b.length };
     blobs.set(d.digest, b);
     return d;
   };
@@ -45,7 +42,7 @@ async function setup(lie = false) {
   const config = {
     architecture: 'amd64',
     os: 'linux',
-    rootfs: { type: 'layers', diff_ids: [sha(plainA), lie ? sha(plainA) : sha(plainB)] },
+    rootfs: { type: 'layers', diff_ids: [digestOf(plainA), lie ? digestOf(plainA) : digestOf(plainB)] },
   } as ImageConfig;
   const manifest: ImageManifest = {
     schemaVersion: 2,
@@ -75,7 +72,7 @@ test('withPlainTarLayers: a zstd layer becomes its plain tar (digest = diffID); 
   const layer = await buffer(await out.source.open(out.manifest.layers[1] as Descriptor));
   assert.deepEqual(layer, s.plainB);
   const doc = await buffer(await out.source.open(out.manifestDescriptor));
-  assert.equal(sha(doc), out.manifestDescriptor.digest);
+  assert.equal(digestOf(doc), out.manifestDescriptor.digest);
   assert.deepEqual(JSON.parse(doc.toString()), out.manifest);
   // without zstd layers nothing changes
   const same = { ...s, manifest: { ...s.manifest, layers: [s.manifest.layers[0] as Descriptor] } };
